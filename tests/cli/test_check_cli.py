@@ -1,0 +1,57 @@
+"""`selfhost check` on the embedded model: the main job, end to end, through the real command."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def check_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    d = tmp_path_factory.mktemp("check")
+    r = subprocess.run([sys.executable, "-m", "selfhost", "check", "--json", "-o", str(d / "report.html"),
+                        "--json-output", str(d / "report.json")], capture_output=True, text=True, timeout=300)
+    return r, d
+
+
+def test_check_writes_both_reports(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    r, d = check_run
+    assert r.returncode == 0, r.stderr
+    printed = json.loads(r.stdout)
+    on_disk = json.loads((d / "report.json").read_text())
+    assert printed["sections"] == on_disk["sections"]
+    assert list(on_disk["sections"]) == ["model", "host", "load", "generation"]
+
+
+def test_check_numbers_are_measured(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, d = check_run
+    s = json.loads((d / "report.json").read_text())["sections"]
+    assert s["model"]["n_layers"] == 30
+    load = s["load"]
+    assert load["load_s"] > 0
+    assert load["llama_cpp_reported"]["kv_cache_bytes"] == 90 * 1024 * 1024  # n_ctx 4096, f16
+    gen = s["generation"]
+    assert gen["runs"] == 3 and gen["completion_tokens_total"] > 3
+    for run in gen["per_run"]:
+        assert run["output"].strip()
+        assert run["completion_tokens"] == len(run["token_times_s"])
+        assert 0 < run["ttft_s"] <= run["token_times_s"][0] + 1e-9
+        assert run["token_times_s"][-1] <= run["e2e_s"]
+    assert gen["decode_tokens_per_s_median"] > 1
+
+
+def test_html_is_self_contained_with_plots(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, d = check_run
+    html = (d / "report.html").read_text()
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*(src|href)=", html)
+    svgs = re.findall(r"<svg.*?</svg>", html, flags=re.S)
+    assert len(svgs) >= 3
+    for svg in svgs:
+        ElementTree.fromstring(svg)  # well-formed
+    assert "Tokens generated over time" in html and "Paris" in html

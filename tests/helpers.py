@@ -1,0 +1,26 @@
+"""Builders for real files the tests need."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+
+def write_sparse_huge_gguf(path: Path, n_bytes: int) -> None:
+    """A valid GGUF whose one F16 tensor is n_bytes long; the data is a sparse hole, so it costs no disk."""
+    n = n_bytes // 2
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_block_count(1)
+    w.add_embedding_length(4096)
+    w.add_head_count(32)
+    w.add_context_length(4096)
+    w.add_tensor_info("token_embd.weight", (n // 4096, 4096), np.dtype(np.float16), n_bytes)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    size = path.stat().st_size
+    os.truncate(path, size + n_bytes + 64)

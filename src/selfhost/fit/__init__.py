@@ -1,0 +1,1 @@
+"""`selfhost fit`: memory plans exact where the engine is deterministic, with a measured error elsewhere."""

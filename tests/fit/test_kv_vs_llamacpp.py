@@ -38,8 +38,10 @@ def _assert_same(spec, probe: LlamaCppProbe, cfg: LlamaCppKVConfig) -> None:  # 
     plan = llamacpp_kv(spec, cfg)
     rep = probe.context_report(cfg)
     reported = sorted((k.layers, k.cells, k.seqs, k.mib) for k in rep.kv_caches)
-    predicted = sorted((c.layers, c.cells, c.streams, round(c.bytes / MIB, 2)) for c in plan.caches)
-    assert predicted == reported, cfg
+    predicted = sorted((c.layers, c.cells, c.streams, c.bytes / MIB) for c in plan.caches)
+    assert [r[:3] for r in predicted] == [r[:3] for r in reported], cfg
+    for (*_, p_mib), (*_, r_mib) in zip(predicted, reported):
+        assert abs(p_mib - r_mib) <= 0.005 + 1e-9, (cfg, p_mib, r_mib)  # llama.cpp prints MiB with 2 decimals
 
 
 @pytest.mark.parametrize("cfg", GRID + EDGES, ids=str)

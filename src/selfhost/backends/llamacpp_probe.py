@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from selfhost.backends.llamacpp import _LogCapture
 from selfhost.backends.llamacpp_log import LlamaCppMemoryReport, parse_llama_log
 from selfhost.errors import BackendError
@@ -28,6 +30,8 @@ class LlamaCppProbe:
 
         self._lib = llama_cpp
         self.path = Path(model_path)
+        self._proc = psutil.Process()
+        rss0 = self._proc.memory_info().rss
         sink = _LogCapture.start()
         try:
             self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(),
@@ -37,8 +41,13 @@ class LlamaCppProbe:
         if not self._model:
             raise BackendError(f"llama.cpp could not load {self.path}", "check the file with `selfhost info`")
         self.model_report = parse_llama_log("".join(sink))
+        self.load_rss_bytes = self._proc.memory_info().rss - rss0
+        self.last_fill_rss_bytes: int | None = None
 
-    def context_report(self, cfg: LlamaCppKVConfig, flash_attn: bool = True) -> LlamaCppMemoryReport:
+    def context_report(self, cfg: LlamaCppKVConfig, flash_attn: bool = True, fill: bool = False) -> LlamaCppMemoryReport:
+        """Create a context and read its buffers. With fill=True, also run the worst case llama.cpp reserves
+        for — every cell of sequence 0 filled, all logits of the last micro-batch requested — and record the
+        process's RSS growth since the context was created in `last_fill_rss_bytes`."""
         lib = self._lib
         cp = lib.llama_context_default_params()
         cp.n_ctx = cfg.n_ctx
@@ -50,6 +59,7 @@ class LlamaCppProbe:
         cp.kv_unified = cfg.kv_unified
         cp.swa_full = cfg.swa_full
         cp.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        rss0 = self._proc.memory_info().rss
         sink = _LogCapture.start()
         try:
             ctx = lib.llama_init_from_model(self._model, cp)
@@ -57,8 +67,37 @@ class LlamaCppProbe:
             _LogCapture.stop()
         if not ctx:
             raise BackendError(f"llama.cpp could not create a context for {cfg}: {''.join(sink[-3:]).strip()}")
-        lib.llama_free(ctx)
+        try:
+            if fill:
+                self._fill(ctx, lib.llama_n_ctx_seq(ctx) if hasattr(lib, "llama_n_ctx_seq") else cfg.n_ctx,
+                           cfg.n_ubatch)
+                self.last_fill_rss_bytes = self._proc.memory_info().rss - rss0
+        finally:
+            lib.llama_free(ctx)
         return parse_llama_log("".join(sink))
+
+    def _fill(self, ctx: object, n_cells: int, n_ubatch: int) -> None:
+        lib = self._lib
+        batch = lib.llama_batch_init(n_ubatch, 0, 1)
+        try:
+            token = 100  # any ordinary token id; the content does not change the memory touched
+            pos = 0
+            while pos < n_cells:
+                n = min(n_ubatch, n_cells - pos)
+                batch.n_tokens = n
+                last = pos + n == n_cells
+                for i in range(n):
+                    batch.token[i] = token
+                    batch.pos[i] = pos + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 0
+                    batch.logits[i] = last
+                rc = lib.llama_decode(ctx, batch)
+                if rc != 0:
+                    raise BackendError(f"llama_decode failed with code {rc} at position {pos}")
+                pos += n
+        finally:
+            lib.llama_batch_free(batch)
 
     def reports(self, cfgs: Iterable[LlamaCppKVConfig], flash_attn: bool = True) -> Iterator[LlamaCppMemoryReport]:
         for cfg in cfgs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_cells
 from selfhost.models.spec import ModelSpec
 
-__all__ = ["llamacpp_compute_bytes", "llamacpp_output_bytes"]
+__all__ = ["llamacpp_compute_bytes", "llamacpp_output_bytes", "llamacpp_vocab_bytes"]
 
 F32 = 4
 
@@ -27,6 +27,19 @@ def llamacpp_compute_bytes(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: b
     return max(logits, attention)
 
 
-def llamacpp_output_bytes(spec: ModelSpec, n_parallel: int) -> int:
-    """Logits of the last token of each sequence (llama_context output buffer)."""
-    return spec.vocab_size * F32 * n_parallel
+def llamacpp_output_bytes(spec: ModelSpec, n_outputs: int) -> int:
+    """llama_context's output buffer: logits for n_outputs tokens (one per sequence when serving; it grows
+    when a batch asks for more, e.g. prompt logprobs)."""
+    return spec.vocab_size * F32 * n_outputs
+
+
+# Host memory llama.cpp's tokenizer takes for its vocabulary (token strings, lookup maps, BPE merge ranks).
+# Fitted on RSS growth at load minus the model buffers: SmolLM2 (49,152 tokens, 48,900 merges) and Gemma 3
+# (262,144 tokens, no merges), both within 2 MiB. An estimate; tests/fit/test_verify.py measures it.
+VOCAB_BYTES_PER_TOKEN = 176
+VOCAB_BYTES_PER_MERGE = 190
+
+
+def llamacpp_vocab_bytes(spec: ModelSpec) -> int:
+    n_tokens = int(spec.extra.get("n_vocab_tokens") or spec.vocab_size)
+    return n_tokens * VOCAB_BYTES_PER_TOKEN + int(spec.extra.get("n_merges") or 0) * VOCAB_BYTES_PER_MERGE

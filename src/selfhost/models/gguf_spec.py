@@ -185,7 +185,9 @@ def spec_from_gguf_file(g: GGUFFile, source: str = "gguf") -> ModelSpec:
         tokenizer=tok,
         chat_template=g.get("tokenizer.chat_template"),
         derived=derived,
-        extra={"gguf_version": g.version, "alignment": g.alignment, "data_offset": g.data_offset},
+        extra={"gguf_version": g.version, "alignment": g.alignment, "data_offset": g.data_offset,
+               "n_merges": g.array_lengths.get("tokenizer.ggml.merges", 0),
+               "n_vocab_tokens": len(tokens) if isinstance(tokens, list) else vocab},
     )
 
 

@@ -45,9 +45,10 @@ class LlamaCppProbe:
         self.last_fill_rss_bytes: int | None = None
 
     def context_report(self, cfg: LlamaCppKVConfig, flash_attn: bool = True, fill: bool = False) -> LlamaCppMemoryReport:
-        """Create a context and read its buffers. With fill=True, also run the worst case llama.cpp reserves
-        for — every cell of sequence 0 filled, all logits of the last micro-batch requested — and record the
-        process's RSS growth since the context was created in `last_fill_rss_bytes`."""
+        """Create a context and read its buffers. With fill=True, also decode one full micro-batch with every
+        logit requested — the case llama.cpp reserves its compute and output buffers for — and record the
+        process's RSS growth since the context was created in `last_fill_rss_bytes`. (The KV cache needs no
+        filling: llama.cpp clears it when the context is created, which makes every page resident.)"""
         lib = self._lib
         cp = lib.llama_context_default_params()
         cp.n_ctx = cfg.n_ctx
@@ -69,8 +70,7 @@ class LlamaCppProbe:
             raise BackendError(f"llama.cpp could not create a context for {cfg}: {''.join(sink[-3:]).strip()}")
         try:
             if fill:
-                self._fill(ctx, lib.llama_n_ctx_seq(ctx) if hasattr(lib, "llama_n_ctx_seq") else cfg.n_ctx,
-                           cfg.n_ubatch)
+                self._fill(ctx, min(cfg.n_ubatch, lib.llama_n_ctx_seq(ctx)), cfg.n_ubatch)
                 self.last_fill_rss_bytes = self._proc.memory_info().rss - rss0
         finally:
             lib.llama_free(ctx)

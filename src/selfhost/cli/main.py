@@ -25,8 +25,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from selfhost.cli import check, info
+    from selfhost.cli import check, fit, info
 
+    cli.add_command(fit.fit)
     cli.add_command(info.info)
     cli.add_command(info.models)
     cli.add_command(check.check)

@@ -56,8 +56,9 @@ def _checks_from_report(pred: dict[str, int], rep: LlamaCppMemoryReport, source:
 
 def verify_llamacpp(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = True) -> dict[str, Any]:
     """Load with llama.cpp on this machine and compare every component with what llama.cpp reports, then
-    the process's resident memory after the worst case llama.cpp reserves for (context filled, a whole
-    micro-batch of logits) with the predicted total."""
+    the process's resident memory after the case llama.cpp reserves for (a whole micro-batch of logits) with
+    the predicted total. With flash attention off, attention scratch for a full context is only touched
+    once the context is full, so resident memory can stay below the prediction."""
     if spec.path is None:
         raise UsageError(f"{spec.name} has no local GGUF file to load", "--verify needs a GGUF file or `embedded`")
     from selfhost.backends.llamacpp_probe import llamacpp_probe
@@ -74,7 +75,7 @@ def verify_llamacpp(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = T
         measured = probe.load_rss_bytes + (probe.last_fill_rss_bytes or 0)
     checks.append(ComponentCheck(
         "process memory", resident_pred, measured,
-        "RSS growth (psutil) over loading, creating the context, filling it and one micro-batch of logits"))
+        "RSS growth (psutil) over loading, creating the context and decoding one micro-batch with all logits"))
     return {"settings": vars(cfg) | {"flash_attn": flash_attn}, "load_s": load_s,
             "checks": [c.to_dict() for c in checks], "llama_cpp_reported": rep.to_dict()}
 

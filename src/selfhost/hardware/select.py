@@ -27,8 +27,7 @@ def select_devices(gpu: str | None, count: int = 1) -> tuple[Device, ...]:
         detected = detect_host().gpus
         out = []
         for g in detected:
-            known = {d.name.lower(): d for d in device_catalog()}
-            match = next((d for k, d in known.items() if k.split()[0] in g.name.lower()), None)
+            match = _catalog_match(g.name)
             out.append(Device(g.name, "gpu", g.memory_total_bytes, match.bandwidth_bytes_per_s if match else None,
                               match.fp16_flops if match else None, "detected with NVML"
                               + (f"; bandwidth/FLOPs from {match.source}" if match else ""),
@@ -36,3 +35,16 @@ def select_devices(gpu: str | None, count: int = 1) -> tuple[Device, ...]:
         return tuple(out)
     d = find_device(gpu)
     return (d,) * count
+
+
+def _catalog_match(detected_name: str) -> Device | None:
+    """The catalog entry whose model number (and memory size, when it names one) the NVML name contains."""
+    name = detected_name.lower()
+    best: tuple[int, Device] | None = None
+    for d in device_catalog():
+        tokens = [t for t in d.name.lower().split() if any(c.isdigit() for c in t)]
+        if tokens and tokens[0] in name:
+            score = sum(t in name for t in tokens)
+            if best is None or score > best[0]:
+                best = (score, d)
+    return best[1] if best else None

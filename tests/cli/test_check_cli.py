@@ -26,7 +26,7 @@ def test_check_writes_both_reports(check_run: tuple[subprocess.CompletedProcess[
     printed = json.loads(r.stdout)
     on_disk = json.loads((d / "report.json").read_text())
     assert printed["sections"] == on_disk["sections"]
-    assert list(on_disk["sections"]) == ["model", "host", "load", "generation"]
+    assert list(on_disk["sections"]) == ["model", "host", "load", "generation", "fit"]
 
 
 def test_check_numbers_are_measured(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -55,3 +55,17 @@ def test_html_is_self_contained_with_plots(check_run: tuple[subprocess.Completed
     for svg in svgs:
         ElementTree.fromstring(svg)  # well-formed
     assert "Tokens generated over time" in html and "Paris" in html
+
+
+def test_check_fit_section_is_checked_against_llama_cpp(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, d = check_run
+    fit = json.loads((d / "report.json").read_text())["sections"]["fit"]
+    checks = {c["component"]: c for c in fit["verify"]["checks"]}
+    assert checks["KV cache"]["predicted_bytes"] == checks["KV cache"]["actual_bytes"] == 90 * 1024**2
+    assert abs(checks["process memory"]["error"]) < 0.10
+    curve = fit["context_curve"]
+    assert [c["n_ctx"] for c in curve] == [512, 1024, 2048, 4096, 8192]
+    # linear KV: llama.cpp's reported KV per token is the same over the whole curve, and equals the formula
+    assert fit["kv_bytes_per_token_measured"] == fit["kv_bytes_per_token_predicted"] == 30 * 2 * 3 * 64 * 2
+    assert fit["plan"]["fits"] and fit["host_bandwidth_bytes_per_s"] > 0
+    assert 0 < fit["measured_decode_fraction_of_bound"] < 1.5

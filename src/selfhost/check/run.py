@@ -9,7 +9,15 @@ from datetime import datetime, timezone
 
 from selfhost import __version__
 from selfhost.backends.llamacpp import LlamaCppBackend
-from selfhost.check.sections import DEFAULT_PROMPTS, generation_section, host_section, load_section, model_section
+from selfhost.check.sections import (
+    DEFAULT_PROMPTS,
+    fit_section,
+    generation_section,
+    host_section,
+    load_section,
+    model_section,
+)
+from selfhost.hardware.membw import measure_memory_bandwidth
 from selfhost.hardware.detect import detect_host
 from selfhost.models.resolve import resolve_model
 from selfhost.report.section import Report
@@ -49,7 +57,11 @@ def run_check(cfg: CheckConfig, step: Callable[[str], None] = lambda _: None) ->
             step("generating")
             from selfhost.backends.base import GenerationParams
 
-            report.add(generation_section(backend, cfg.prompts, GenerationParams(max_tokens=cfg.max_tokens)))
+            gen = generation_section(backend, cfg.prompts, GenerationParams(max_tokens=cfg.max_tokens))
+            report.add(gen)
+        step("planning memory and checking the plan against llama.cpp")
+        report.add(fit_section(spec, cfg.n_ctx, measure_memory_bandwidth(),
+                               measured_decode_tokens_per_s=gen.data.get("decode_tokens_per_s_median")))
     else:
         skipped.append(f"load and generation: {spec.source} source has no local GGUF weights to run")
     report.meta["skipped"] = skipped

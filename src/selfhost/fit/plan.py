@@ -5,7 +5,8 @@ Components and their sources:
   KV cache  llama.cpp's allocation rules (fit.kv), exact; vLLM: what is left of its budget, in tokens
   compute   llama.cpp compute buffer estimate (fit.compute); vLLM: profiled activation peak (llm-d's
             empirical table, see VLLM_ACTIVATION_BYTES)
-  overhead  per-GPU runtime reserve (CUDA context etc.): ASSUMED, see GPU_RUNTIME_BYTES
+  overhead  output logits, the tokenizer's vocabulary in host memory (fit.compute), and a per-GPU runtime
+            reserve (CUDA context etc.): ASSUMED, see GPU_RUNTIME_BYTES; the process binary itself is not counted
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfhost.errors import UsageError
-from selfhost.fit.compute import llamacpp_compute_bytes, llamacpp_output_bytes
+from selfhost.fit.compute import llamacpp_compute_bytes, llamacpp_output_bytes, llamacpp_vocab_bytes
 from selfhost.fit.kv import LlamaCppKVConfig, kv_bytes_per_token, llamacpp_kv, row_bytes
 from selfhost.fit.weights import FILE_BPW, WeightsPlan, cpu_repack_bytes, layer_bytes, weights_plan
 from selfhost.hardware.catalog import Device
@@ -30,8 +31,6 @@ ENGINES = ("llama.cpp", "ollama", "vllm")
 GPU_RUNTIME_BYTES = 320 * MIB
 # Ollama reserves this much of every GPU before placing layers (llm/server.go, envconfig GpuOverhead default).
 OLLAMA_GPU_RESERVE_BYTES = 457 * MIB
-# Host process beyond llama.cpp's buffers (interpreter/server binary, libraries): assumed.
-HOST_RUNTIME_BYTES = 64 * MIB
 # vLLM profiled activation peak at default max_num_batched_tokens, H100, from llm-d config_explorer
 # empirical-vllm-memory-results.md: Llama-3.1-8B 4.76 GiB, Qwen3-0.6B 5.56 GiB, gpt-oss-20b (MoE) 7.38 GiB.
 VLLM_ACTIVATION_BYTES = {"dense": int(4.8 * GIB), "qwen3": int(5.6 * GIB), "moe": int(8.0 * GIB)}
@@ -180,6 +179,7 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
     compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn)
     output = llamacpp_output_bytes(spec, req.parallel)
     reserve = OLLAMA_GPU_RESERVE_BYTES if ollama else GPU_RUNTIME_BYTES
+    vocab = llamacpp_vocab_bytes(spec)
     gpus = list(req.gpus)
     n_layers = spec.n_layers
 
@@ -204,7 +204,7 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
             "kv_cache": sum(kv_layers[:first_gpu_layer]),
             "compute": compute if first_gpu_layer > 0 or not gpus else 0,
             "output": output,
-            "runtime": HOST_RUNTIME_BYTES,
+            "tokenizer_vocab": vocab,
         }
         if first_gpu_layer > 0 or not gpus:
             host_comps["cpu_repack"] = cpu_repack_bytes(spec) if w.exact else 0
@@ -232,7 +232,7 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
         notes.append(f"weights estimated: {w.source}")
     plan_ = FitPlan(
         engine=req.engine, quant=w.quant, n_ctx=req.n_ctx, parallel=req.parallel, kv_type=req.kv_type, weights=w,
-        kv_cache_bytes=sum(kv_layers), compute_bytes=compute, overhead_bytes=output + HOST_RUNTIME_BYTES
+        kv_cache_bytes=sum(kv_layers), compute_bytes=compute, overhead_bytes=output + vocab
         + reserve * len(gpus), per_device=devices, n_gpu_layers=ngl if gpus else None, notes=notes,
         detail={"n_ctx_cells": n_ctx_eff, "flash_attn": req.flash_attn, "n_ubatch": req.n_ubatch,
                 "kv_unified": cfg.kv_unified},

@@ -3,8 +3,10 @@ startup log someone else captured (`--from-log`)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from selfhost.fit.plan import FitRequest, plan
 from selfhost.fit.weights import cpu_repack_bytes, weights_plan
 from selfhost.models.spec import ModelSpec
 
-__all__ = ["ComponentCheck", "verify_llamacpp", "compare_log", "parse_llama_context_settings", "parse_vllm_log"]
+__all__ = ["ComponentCheck", "verify_llamacpp", "measure_llamacpp", "predicted_process_bytes", "compare_log", "parse_llama_context_settings", "parse_vllm_log"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,33 @@ def _checks_from_report(pred: dict[str, int], rep: LlamaCppMemoryReport, source:
     return [ComponentCheck(k, pred[k], round(actual[k] * MIB), source) for k in pred if pred[k] or actual[k]]
 
 
+def _measure(path: str, cfg: LlamaCppKVConfig, flash_attn: bool) -> tuple[LlamaCppMemoryReport, int, float]:
+    """Runs in a fresh process: an earlier load in the same process leaves freed pages resident in the
+    allocator, and RSS growth would then undercount."""
+    from selfhost.backends.llamacpp_probe import llamacpp_probe
+
+    t0 = time.perf_counter()
+    with llamacpp_probe(path) as probe:
+        load_s = time.perf_counter() - t0
+        rep = probe.context_report(cfg, flash_attn, fill=True)
+        rep.model_buffers_mib.update(probe.model_report.model_buffers_mib)
+        return rep, probe.load_rss_bytes + (probe.last_fill_rss_bytes or 0), load_s
+
+
+def measure_llamacpp(path: Path, cfg: LlamaCppKVConfig, flash_attn: bool = True
+                     ) -> tuple[LlamaCppMemoryReport, int, float]:
+    """(llama.cpp's reported buffers, measured RSS growth, load seconds) from a clean process."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_measure, str(path), cfg, flash_attn).result()
+
+
+def predicted_process_bytes(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = True) -> int:
+    """Resident memory after a full micro-batch of logits: every buffer plus the tokenizer's vocabulary."""
+    pred = _predicted(spec, cfg, flash_attn)
+    return (pred["model buffer"] + pred["cpu repack buffer"] + llamacpp_vocab_bytes(spec) + pred["KV cache"]
+            + pred["compute buffer"] + llamacpp_output_bytes(spec, cfg.n_ubatch))
+
+
 def verify_llamacpp(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = True) -> dict[str, Any]:
     """Load with llama.cpp on this machine and compare every component with what llama.cpp reports, then
     the process's resident memory after the case llama.cpp reserves for (a whole micro-batch of logits) with
@@ -61,21 +90,12 @@ def verify_llamacpp(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = T
     once the context is full, so resident memory can stay below the prediction."""
     if spec.path is None:
         raise UsageError(f"{spec.name} has no local GGUF file to load", "--verify needs a GGUF file or `embedded`")
-    from selfhost.backends.llamacpp_probe import llamacpp_probe
-
-    pred = _predicted(spec, cfg, flash_attn)
-    t0 = time.perf_counter()
-    with llamacpp_probe(spec.path) as probe:
-        load_s = time.perf_counter() - t0
-        rep = probe.context_report(cfg, flash_attn, fill=True)
-        rep.model_buffers_mib.update(probe.model_report.model_buffers_mib)
-        checks = _checks_from_report(pred, rep, "llama.cpp log")
-        resident_pred = (pred["model buffer"] + pred["cpu repack buffer"] + llamacpp_vocab_bytes(spec)
-                         + pred["KV cache"] + pred["compute buffer"] + llamacpp_output_bytes(spec, cfg.n_ubatch))
-        measured = probe.load_rss_bytes + (probe.last_fill_rss_bytes or 0)
+    rep, measured, load_s = measure_llamacpp(spec.path, cfg, flash_attn)
+    checks = _checks_from_report(_predicted(spec, cfg, flash_attn), rep, "llama.cpp log")
     checks.append(ComponentCheck(
-        "process memory", resident_pred, measured,
-        "RSS growth (psutil) over loading, creating the context and decoding one micro-batch with all logits"))
+        "process memory", predicted_process_bytes(spec, cfg, flash_attn), measured,
+        "RSS growth (psutil, fresh process) over loading, creating the context and decoding one micro-batch "
+        "with all logits"))
     return {"settings": vars(cfg) | {"flash_attn": flash_attn}, "load_s": load_s,
             "checks": [c.to_dict() for c in checks], "llama_cpp_reported": rep.to_dict()}
 

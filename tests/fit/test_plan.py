@@ -9,6 +9,7 @@ from selfhost.fit.kv import LlamaCppKVConfig, kv_bytes_per_token, llamacpp_kv
 from selfhost.fit.plan import FitRequest, plan
 from selfhost.fit.solve import fit_answer, max_context
 from selfhost.hardware.catalog import find_device
+from selfhost.hardware.select import host_device
 from selfhost.models.catalog import spec_from_catalog
 from selfhost.models.spec import ModelSpec
 
@@ -164,3 +165,25 @@ def test_model_without_attention_facts() -> None:
                      n_kv_heads=0, head_dim=0, context_length=512, vocab_size=10, hidden_size=8)
     with pytest.raises(UsageError, match="no attention facts"):
         plan(spec, FitRequest(n_ctx=256))
+
+
+def test_n_cpu_moe_moves_experts_to_ram() -> None:
+    spec = spec_from_catalog("qwen3-30b-a3b")
+    gpu = (find_device("RTX 3060 12GB"),)
+    host = host_device()
+    base = plan(spec, FitRequest(quant="Q4_K_M", n_ctx=8192, gpus=gpu, host=host, n_gpu_layers=49))
+    moe = plan(spec, FitRequest(quant="Q4_K_M", n_ctx=8192, gpus=gpu, host=host, n_gpu_layers=49, n_cpu_moe=48))
+    assert not base.per_device[0].fits and moe.per_device[0].fits
+    moved = base.per_device[0].components["weights"] - moe.per_device[0].components["weights"]
+    # Experts are ~(30.5B − 3.3B)·128/120 parameters: most of the model.
+    assert moved == pytest.approx(base.weights_bytes * 0.95, rel=0.05)
+    assert sum(d.used_bytes for d in moe.per_device) == pytest.approx(sum(d.used_bytes for d in base.per_device))
+
+
+def test_ollama_default_context_tiers() -> None:
+    from selfhost.fit.solve import ollama_default_context
+
+    assert ollama_default_context((find_device("RTX 3060 12GB"),), 131072) == 4096
+    assert ollama_default_context((find_device("RTX 4090"),), 131072) == 32768
+    assert ollama_default_context((find_device("RTX 4090"),) * 2, 131072) == 131072  # capped at the model's limit
+    assert ollama_default_context((find_device("H100"),), 262144) == 262144

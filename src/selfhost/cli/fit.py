@@ -15,11 +15,13 @@ from selfhost.units import fmt_bytes
 @click.option("--gpu", default=None, help="Catalog GPU name (e.g. 'RTX 4090', H100), 'auto' (NVML), or omit for CPU.")
 @click.option("--gpus", "gpu_count", type=int, default=1, show_default=True, help="How many of --gpu.")
 @click.option("--quant", default=None, help="Weights quantization (default: the file's own; Q4_K_M for catalog).")
-@click.option("--ctx", "n_ctx", type=int, default=None, help="Context per request (default: min(8192, model limit)).")
+@click.option("--ctx", "n_ctx", type=int, default=None,
+              help="Context per request (default: min(8192, model limit); Ollama: its own VRAM-tiered default).")
 @click.option("--parallel", type=int, default=1, show_default=True, help="Parallel slots / concurrent sequences.")
 @click.option("--kv-type", default="f16", show_default=True, help="KV cache type: f16, bf16, q8_0, q4_0 (vLLM: fp8).")
 @click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp", show_default=True)
 @click.option("--n-gpu-layers", "-ngl", type=int, default=None, help="llama.cpp layers on GPU (default: all that fit).")
+@click.option("--n-cpu-moe", type=int, default=0, help="llama.cpp: keep the experts of the first N layers in RAM.")
 @click.option("--no-flash-attn", is_flag=True, help="Plan without flash attention (bigger compute buffer).")
 @click.option("--kv-unified", is_flag=True, help="llama.cpp --kv-unified: one KV stream shared by all slots.")
 @click.option("--gpu-util", type=click.FloatRange(0.05, 1.0), default=0.9, show_default=True,
@@ -30,13 +32,13 @@ from selfhost.units import fmt_bytes
               help="A llama.cpp or vLLM startup log: show predicted vs logged.")
 @click.option("--json", "as_json", is_flag=True)
 def fit(model: str | None, gpu: str | None, gpu_count: int, quant: str | None, n_ctx: int | None, parallel: int,
-        kv_type: str, engine: str, n_gpu_layers: int | None, no_flash_attn: bool, kv_unified: bool, gpu_util: float,
+        kv_type: str, engine: str, n_gpu_layers: int | None, n_cpu_moe: int, no_flash_attn: bool, kv_unified: bool, gpu_util: float,
         tp: int | None, verify: bool, log_path: Path | None, as_json: bool) -> None:
     """Memory plan for MODEL: weights + KV cache + buffers per device, max context per quantization,
     the recommended configuration, speed ceilings and launch commands."""
     from selfhost.fit.kv import LlamaCppKVConfig
     from selfhost.fit.plan import FitRequest
-    from selfhost.fit.solve import fit_answer
+    from selfhost.fit.solve import fit_answer, ollama_default_context
     from selfhost.fit.verify import compare_log, verify_llamacpp
     from selfhost.hardware.membw import measure_memory_bandwidth
     from selfhost.hardware.select import host_device, select_devices
@@ -45,9 +47,14 @@ def fit(model: str | None, gpu: str | None, gpu_count: int, quant: str | None, n
     spec = resolve_model(model)
     gpus = select_devices(gpu, gpu_count)
     bandwidth = None if gpus else measure_memory_bandwidth()
-    ctx = n_ctx if n_ctx is not None else min(8192, spec.context_length or 8192)
+    if n_ctx is not None:
+        ctx = n_ctx
+    elif engine == "ollama":
+        ctx = ollama_default_context(gpus, spec.context_length)
+    else:
+        ctx = min(8192, spec.context_length or 8192)
     req = FitRequest(quant=quant, n_ctx=ctx, parallel=parallel, kv_type=kv_type, engine=engine, gpus=gpus,
-                     host=host_device(bandwidth), n_gpu_layers=n_gpu_layers, flash_attn=not no_flash_attn,
+                     host=host_device(bandwidth), n_gpu_layers=n_gpu_layers, n_cpu_moe=n_cpu_moe, flash_attn=not no_flash_attn,
                      kv_unified=kv_unified, gpu_memory_utilization=gpu_util, tensor_parallel=tp)
     answer = fit_answer(spec, req, host_bandwidth=bandwidth)
     if verify:

@@ -48,6 +48,7 @@ class FitRequest:
     gpus: tuple[Device, ...] = ()
     host: Device | None = None  # RAM; None: not checked
     n_gpu_layers: int | None = None  # llama.cpp/Ollama: None = as many as fit
+    n_cpu_moe: int = 0  # llama.cpp --n-cpu-moe: expert tensors of the first N layers stay in host RAM
     flash_attn: bool = True
     kv_unified: bool = False
     n_ubatch: int = 512
@@ -154,6 +155,25 @@ def _layer_weights(spec: ModelSpec, w: WeightsPlan) -> tuple[list[int], int]:
     return [per] * spec.n_layers, other
 
 
+def _expert_layer_bytes(spec: ModelSpec, w: WeightsPlan, w_layers: list[int]) -> list[int]:
+    """Bytes of the routed-expert tensors in each layer (what --n-cpu-moe keeps on the CPU)."""
+    if not spec.is_moe:
+        return [0] * spec.n_layers
+    if w.exact and spec.tensors:
+        per = [0] * spec.n_layers
+        for t in spec.tensors:
+            if "_exps." in t.name and t.name.startswith("blk."):
+                per[int(t.name.split(".")[1])] += t.n_bytes
+        return per
+    # total = shared + E·p and active = shared + u·p, so all experts hold (total − active)·E/(E − u) parameters.
+    if not spec.active_parameters or spec.n_experts <= spec.n_experts_used:
+        return [0] * spec.n_layers
+    experts = (spec.parameters - spec.active_parameters) * spec.n_experts / (spec.n_experts - spec.n_experts_used)
+    body = spec.parameters - spec.vocab_size * spec.hidden_size * (1 if spec.extra.get("tie_word_embeddings") else 2)
+    frac = min(1.0, experts / body) if body > 0 else 0.0
+    return [int(b * frac) for b in w_layers]
+
+
 def _kv_per_layer(spec: ModelSpec, cfg: LlamaCppKVConfig) -> tuple[list[int], int]:
     kvp = llamacpp_kv(spec, cfg)
     cells = {c.kind: c.cells * c.streams for c in kvp.caches}
@@ -176,6 +196,10 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
                            swa_full=False, n_ubatch=req.n_ubatch)
     kv_layers, n_ctx_eff = _kv_per_layer(spec, cfg)
     w_layers, w_other = _layer_weights(spec, w)
+    n_cpu_moe = min(max(req.n_cpu_moe, 0), spec.n_layers)
+    cpu_experts = _expert_layer_bytes(spec, w, w_layers)[:n_cpu_moe] if n_cpu_moe else []
+    # Experts of the first n_cpu_moe layers move from wherever their layer is to host RAM.
+    w_layers = [b - (cpu_experts[i] if i < len(cpu_experts) else 0) for i, b in enumerate(w_layers)]
     compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn)
     output = llamacpp_output_bytes(spec, req.parallel)
     reserve = OLLAMA_GPU_RESERVE_BYTES if ollama else GPU_RUNTIME_BYTES
@@ -200,7 +224,8 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
                 devices.append(DevicePlan(f"{g.name} #{i}", g.usable_bytes, comps))
                 start = end
         host_comps = {
-            "weights": sum(w_layers[:first_gpu_layer]) + (_embedding_bytes(spec, w) if ngl > n_layers else w_other),
+            "weights": sum(w_layers[:first_gpu_layer]) + (_embedding_bytes(spec, w) if ngl > n_layers else w_other)
+            + sum(cpu_experts),
             "kv_cache": sum(kv_layers[:first_gpu_layer]),
             "compute": compute if first_gpu_layer > 0 or not gpus else 0,
             "output": output,
@@ -230,6 +255,8 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
                      + ("Ollama's own reserve" if ollama else "assumed (CUDA context; not logged by llama.cpp)"))
     if not w.exact:
         notes.append(f"weights estimated: {w.source}")
+    if cpu_experts:
+        notes.append(f"--n-cpu-moe {n_cpu_moe}: {sum(cpu_experts) / GIB:.2f} GiB of expert weights stay in host RAM")
     plan_ = FitPlan(
         engine=req.engine, quant=w.quant, n_ctx=req.n_ctx, parallel=req.parallel, kv_type=req.kv_type, weights=w,
         kv_cache_bytes=sum(kv_layers), compute_bytes=compute, overhead_bytes=output + vocab

@@ -11,9 +11,10 @@ from selfhost.errors import UsageError
 from selfhost.fit.kv import kv_bytes_per_token
 from selfhost.fit.plan import FitPlan, FitRequest, plan
 from selfhost.fit.weights import FILE_BPW, QUANT_ORDER
+from selfhost.hardware.catalog import Device
 from selfhost.models.spec import ModelSpec
 
-__all__ = ["candidate_quants", "max_context", "fit_table", "speed_bounds", "launch_commands", "fit_answer"]
+__all__ = ["ollama_default_context", "candidate_quants", "max_context", "fit_table", "speed_bounds", "launch_commands", "fit_answer"]
 
 CTX_STEP = 256
 
@@ -117,9 +118,10 @@ def launch_commands(spec: ModelSpec, p: FitPlan, req: FitRequest) -> dict[str, s
     kv = p.kv_type if p.kv_type in ("f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "bf16") else "f16"
     ctx_total = req.n_ctx * req.parallel
     llama = [f"llama-server -m {q(where)}", f"-c {ctx_total}", f"-np {req.parallel}", f"-ngl {ngl}",
+             f"--n-cpu-moe {req.n_cpu_moe}" if req.n_cpu_moe else "",
              "-fa on" if req.flash_attn else "-fa off", f"--cache-type-k {kv} --cache-type-v {kv}",
              "--host 127.0.0.1 --port 8080"]
-    out["llama.cpp"] = " ".join(llama) + f"   # -c is the total: {req.parallel} slot(s) × {req.n_ctx} tokens"
+    out["llama.cpp"] = " ".join(x for x in llama if x) + f"   # -c is the total: {req.parallel} slot(s) × {req.n_ctx} tokens"
     env = [f"OLLAMA_NUM_PARALLEL={req.parallel}", "OLLAMA_FLASH_ATTENTION=1" if req.flash_attn else ""]
     if kv != "f16":
         env.append(f"OLLAMA_KV_CACHE_TYPE={kv}")
@@ -163,3 +165,11 @@ def fit_answer(spec: ModelSpec, req: FitRequest, host_bandwidth: float | None = 
                     for g in ([*req.gpus, req.host] if req.host else req.gpus)],
     })
     return d
+
+
+def ollama_default_context(gpus: tuple[Device, ...], model_limit: int) -> int:
+    """The num_ctx Ollama picks when none is set: 4k below 23 GiB of VRAM, 32k from 23 GiB, 256k from 47 GiB
+    (ollama server/routes.go, 2025-11), never above what the model was trained for."""
+    vram = sum(g.memory_bytes for g in gpus) / 1024**3
+    ctx = 262144 if vram >= 47 else 32768 if vram >= 23 else 4096
+    return min(ctx, model_limit or ctx)

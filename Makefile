@@ -36,5 +36,11 @@ demo: install
 test: install-test
 	$(VENV)/bin/python -m pytest -q
 
+# Style and types (not part of `make test`; needs `pip install ruff mypy` in .venv).
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy src
+
 clean:
 	rm -rf $(VENV) report.html report.json

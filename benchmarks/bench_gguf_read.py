@@ -31,8 +31,8 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{'model':16} {'selfhost s':>11} {'GGUFReader s':>13} {'ratio':>7}")
     for name, path in available_embedded().items():
-        ours = median_s(lambda: spec_from_gguf(path), args.repeat)
-        theirs = median_s(lambda: gguf.GGUFReader(path), args.repeat)
+        ours = median_s(lambda p=path: spec_from_gguf(p), args.repeat)
+        theirs = median_s(lambda p=path: gguf.GGUFReader(p), args.repeat)
         print(f"{name:16} {ours:11.4f} {theirs:13.4f} {theirs / ours:6.0f}x")
 
 

@@ -38,15 +38,19 @@ def test_same_prompt_and_output_as_llama_cpp_python_chat(smollm2_backend: LlamaC
     """An independent path (llama-cpp-python's own template formatter and sampler) must agree token for token."""
     ours = _chat(smollm2_backend, GenerationParams(max_tokens=24))
     theirs = smollm2_backend._llm.create_chat_completion(
-        QUESTION, max_tokens=24, temperature=0, top_k=0, top_p=1, min_p=0, repeat_penalty=1.0)
+        QUESTION, max_tokens=24, temperature=0, top_k=0, top_p=1, min_p=0, repeat_penalty=1.0
+    )
     assert ours.text == theirs["choices"][0]["message"]["content"]
     assert ours.prompt_tokens == theirs["usage"]["prompt_tokens"]
     assert ours.completion_tokens == theirs["usage"]["completion_tokens"]
 
 
 def test_max_tokens_and_finish_reason(smollm2_backend: LlamaCppBackend) -> None:
-    c = _chat(smollm2_backend, GenerationParams(max_tokens=3),
-              [{"role": "user", "content": "Write a long story about a dragon."}])
+    c = _chat(
+        smollm2_backend,
+        GenerationParams(max_tokens=3),
+        [{"role": "user", "content": "Write a long story about a dragon."}],
+    )
     assert c.completion_tokens == 3 and c.finish_reason == "length"
 
 

@@ -15,8 +15,22 @@ import pytest
 @pytest.fixture(scope="module")
 def check_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     d = tmp_path_factory.mktemp("check")
-    r = subprocess.run([sys.executable, "-m", "selfhost", "check", "--json", "-o", str(d / "report.html"),
-                        "--json-output", str(d / "report.json")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfhost",
+            "check",
+            "--json",
+            "-o",
+            str(d / "report.html"),
+            "--json-output",
+            str(d / "report.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return r, d
 
 
@@ -57,7 +71,9 @@ def test_html_is_self_contained_with_plots(check_run: tuple[subprocess.Completed
     assert "Tokens generated over time" in html and "Paris" in html
 
 
-def test_check_fit_section_is_checked_against_llama_cpp(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_check_fit_section_is_checked_against_llama_cpp(
+    check_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
     _, d = check_run
     fit = json.loads((d / "report.json").read_text())["sections"]["fit"]
     checks = {c["component"]: c for c in fit["verify"]["checks"]}

@@ -11,8 +11,18 @@ def test_fit_json_contract_embedded_with_verify() -> None:
     r = run("fit", "--ctx", "2048", "--parallel", "2", "--kv-type", "q8_0", "--verify", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    for key in ("weights_bytes", "kv_cache_bytes", "compute_bytes", "overhead_bytes", "total_bytes", "fits",
-                "per_device", "max_context", "launch", "decode_tokens_per_s_upper_bound"):
+    for key in (
+        "weights_bytes",
+        "kv_cache_bytes",
+        "compute_bytes",
+        "overhead_bytes",
+        "total_bytes",
+        "fits",
+        "per_device",
+        "max_context",
+        "launch",
+        "decode_tokens_per_s_upper_bound",
+    ):
         assert key in d
     assert d["weights_exact"] and d["kv_cache_bytes"] == 2 * 2048 * 30 * 2 * (192 // 32 * 34)
     checks = {c["component"]: c for c in d["verify"]["checks"]}
@@ -21,8 +31,11 @@ def test_fit_json_contract_embedded_with_verify() -> None:
 
 
 def test_fit_catalog_on_named_gpus() -> None:
-    d = json.loads(run("fit", "llama-3.1-70b", "--gpu", "rtx 3090", "--gpus", "2", "--quant", "Q4_K_M",
-                       "--ctx", "8192", "--json").stdout)
+    d = json.loads(
+        run(
+            "fit", "llama-3.1-70b", "--gpu", "rtx 3090", "--gpus", "2", "--quant", "Q4_K_M", "--ctx", "8192", "--json"
+        ).stdout
+    )
     assert len([x for x in d["per_device"] if "RTX 3090" in x["name"]]) == 2
     assert d["max_context"]["Q4_K_M"] > 0 and d["launch"]["llama.cpp"].startswith("llama-server")
 

@@ -12,13 +12,32 @@ import psutil
 
 from tests.helpers import write_sparse_huge_gguf
 
-CONTRACT = ["architecture", "parameters", "n_layers", "n_heads", "n_kv_heads", "head_dim", "context_length",
-            "vocab_size", "chat_template", "bos_token", "eos_token", "add_bos_token", "file_bytes", "tensor_types"]
+CONTRACT = [
+    "architecture",
+    "parameters",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "context_length",
+    "vocab_size",
+    "chat_template",
+    "bos_token",
+    "eos_token",
+    "add_bos_token",
+    "file_bytes",
+    "tensor_types",
+]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "selfhost", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "selfhost", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_info_json_contract_on_embedded(smollm2_path: Path) -> None:
@@ -74,7 +93,7 @@ def test_not_gguf_error(tmp_path: Path) -> None:
 
 def test_truncated_gguf_error(tmp_path: Path, smollm2_path: Path) -> None:
     p = tmp_path / "half.gguf"
-    p.write_bytes(smollm2_path.read_bytes()[: 40_000_000])
+    p.write_bytes(smollm2_path.read_bytes()[:40_000_000])
     err = _one_line_error(run("info", str(p)))
     assert "truncated" in err and "fetch the file again" in err
 

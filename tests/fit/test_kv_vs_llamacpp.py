@@ -14,12 +14,19 @@ from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv
 from selfhost.fit.weights import cpu_repack_bytes
 from selfhost.models.gguf_spec import spec_from_gguf
 
-GRID = [LlamaCppKVConfig(n_ctx=c, n_parallel=p, type_k=t, type_v=t)
-        for c, p, t in itertools.product([512, 2048, 4096, 8192], [1, 4], ["f16", "q8_0", "q4_0"])]
+GRID = [
+    LlamaCppKVConfig(n_ctx=c, n_parallel=p, type_k=t, type_v=t)
+    for c, p, t in itertools.product([512, 2048, 4096, 8192], [1, 4], ["f16", "q8_0", "q4_0"])
+]
 # llama.cpp's padding and rounding rules, unified KV, and the full-size SWA switch.
-EDGES = [LlamaCppKVConfig(1000, 3), LlamaCppKVConfig(3000, 1), LlamaCppKVConfig(4096, 4, kv_unified=True),
-         LlamaCppKVConfig(4096, 4, swa_full=True), LlamaCppKVConfig(8192, 2, "q8_0", "f16", kv_unified=True),
-         LlamaCppKVConfig(2048, 1, n_ubatch=256)]
+EDGES = [
+    LlamaCppKVConfig(1000, 3),
+    LlamaCppKVConfig(3000, 1),
+    LlamaCppKVConfig(4096, 4, kv_unified=True),
+    LlamaCppKVConfig(4096, 4, swa_full=True),
+    LlamaCppKVConfig(8192, 2, "q8_0", "f16", kv_unified=True),
+    LlamaCppKVConfig(2048, 1, n_ubatch=256),
+]
 
 
 @pytest.fixture(scope="module")

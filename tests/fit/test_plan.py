@@ -33,8 +33,19 @@ def test_q8_0_kv_is_8_5_sixteenths_of_f16() -> None:
 
 def test_public_llama_server_capture() -> None:
     """36 layers, 8 KV heads, head_dim 128, -c 8192 → f16 1152.00 MiB, q8_0 612.00 MiB (research notes)."""
-    spec = ModelSpec(name="capture", source="test", architecture="llama", parameters=0, n_layers=36, n_heads=32,
-                     n_kv_heads=8, head_dim=128, context_length=32768, vocab_size=1000, hidden_size=4096)
+    spec = ModelSpec(
+        name="capture",
+        source="test",
+        architecture="llama",
+        parameters=0,
+        n_layers=36,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        context_length=32768,
+        vocab_size=1000,
+        hidden_size=4096,
+    )
     assert llamacpp_kv(spec, LlamaCppKVConfig(8192)).bytes == 1152 * 1024**2
     assert llamacpp_kv(spec, LlamaCppKVConfig(8192, type_k="q8_0", type_v="q8_0")).bytes == 612 * 1024**2
 
@@ -130,8 +141,18 @@ def test_max_context_is_the_largest_that_fits() -> None:
 
 def test_answer_contract_and_recommendation() -> None:
     a = fit_answer(spec_from_catalog("llama-3.1-8b"), FitRequest(n_ctx=8192, gpus=(find_device("RTX 4090"),)))
-    for key in ("weights_bytes", "kv_cache_bytes", "compute_bytes", "overhead_bytes", "total_bytes", "fits",
-                "per_device", "max_context", "launch", "decode_tokens_per_s_upper_bound"):
+    for key in (
+        "weights_bytes",
+        "kv_cache_bytes",
+        "compute_bytes",
+        "overhead_bytes",
+        "total_bytes",
+        "fits",
+        "per_device",
+        "max_context",
+        "launch",
+        "decode_tokens_per_s_upper_bound",
+    ):
         assert key in a
     assert a["recommended"]["quant"] in a["max_context"]
     assert a["max_context"][a["recommended"]["quant"]] >= 8192
@@ -141,14 +162,17 @@ def test_answer_contract_and_recommendation() -> None:
     assert a["decode_tokens_per_s_upper_bound"] == pytest.approx(1008e9 / per_token, rel=1e-6)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"n_ctx": 200_000}, "above llama-3.1-8b's limit"),
-    ({"parallel": 0}, "at least 1"),
-    ({"n_ctx": 100, "parallel": 300}, "cannot share"),
-    ({"kv_type": "q3_weird"}, "unknown KV cache type"),
-    ({"engine": "tgi-magic"}, "unknown engine"),
-    ({"engine": "vllm"}, "needs at least one GPU"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_ctx": 200_000}, "above llama-3.1-8b's limit"),
+        ({"parallel": 0}, "at least 1"),
+        ({"n_ctx": 100, "parallel": 300}, "cannot share"),
+        ({"kv_type": "q3_weird"}, "unknown KV cache type"),
+        ({"engine": "tgi-magic"}, "unknown engine"),
+        ({"engine": "vllm"}, "needs at least one GPU"),
+    ],
+)
 def test_bad_requests(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         plan(spec_from_catalog("llama-3.1-8b"), FitRequest(**kwargs))  # type: ignore[arg-type]
@@ -161,8 +185,19 @@ def test_unknown_gpu_suggests() -> None:
 
 
 def test_model_without_attention_facts() -> None:
-    spec = ModelSpec(name="encoder", source="test", architecture="bert", parameters=1, n_layers=0, n_heads=0,
-                     n_kv_heads=0, head_dim=0, context_length=512, vocab_size=10, hidden_size=8)
+    spec = ModelSpec(
+        name="encoder",
+        source="test",
+        architecture="bert",
+        parameters=1,
+        n_layers=0,
+        n_heads=0,
+        n_kv_heads=0,
+        head_dim=0,
+        context_length=512,
+        vocab_size=10,
+        hidden_size=8,
+    )
     with pytest.raises(UsageError, match="no attention facts"):
         plan(spec, FitRequest(n_ctx=256))
 

@@ -51,12 +51,17 @@ INFO 11-29 10:00:19 [kv_cache_utils.py:720] Maximum concurrency for 8,192 tokens
 def test_from_vllm_log(tmp_path: Path) -> None:
     """VLLM_LOG stands for a vLLM v1 startup log (it cannot run here); the lines follow the format of
     vllm/v1/core/kv_cache_utils.py and gpu_model_runner.py."""
-    assert parse_vllm_log(VLLM_LOG) == {"kv_capacity_tokens": 420912, "max_model_len": 8192,
-                                        "max_concurrency": 51.38, "weights_bytes": int(14.9889 * 1024**3)}
+    assert parse_vllm_log(VLLM_LOG) == {
+        "kv_capacity_tokens": 420912,
+        "max_model_len": 8192,
+        "max_concurrency": 51.38,
+        "weights_bytes": int(14.9889 * 1024**3),
+    }
     f = tmp_path / "vllm.log"
     f.write_text(VLLM_LOG)
-    out = compare_log(spec_from_catalog("llama-3.1-8b"), f,
-                      FitRequest(engine="vllm", n_ctx=8192, gpus=(find_device("H100"),)))
+    out = compare_log(
+        spec_from_catalog("llama-3.1-8b"), f, FitRequest(engine="vllm", n_ctx=8192, gpus=(find_device("H100"),))
+    )
     kv = next(c for c in out["checks"] if c["component"] == "KV capacity (tokens)")
     assert kv["actual_bytes"] == 420912 and abs(kv["error"]) < 0.05
 

@@ -8,10 +8,32 @@ from selfhost.errors import UnknownModelError
 from selfhost.models.catalog import catalog_entries, find_entry, spec_from_catalog
 from selfhost.models.params import estimate_parameters
 
-REQUIRED = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b", "qwen2.5-7b",
-            "qwen2.5-32b", "qwen2.5-72b", "qwen3-8b", "qwen3-30b-a3b", "qwen3-235b-a22b", "mistral-7b-v0.3",
-            "mistral-nemo-12b", "mistral-small-24b", "mixtral-8x7b", "gemma-2-9b", "gemma-2-27b", "gemma-3-4b",
-            "gemma-3-12b", "gemma-3-27b", "phi-4", "deepseek-v3", "gpt-oss-20b", "gpt-oss-120b"]
+REQUIRED = [
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "llama-3.2-1b",
+    "llama-3.2-3b",
+    "qwen2.5-7b",
+    "qwen2.5-32b",
+    "qwen2.5-72b",
+    "qwen3-8b",
+    "qwen3-30b-a3b",
+    "qwen3-235b-a22b",
+    "mistral-7b-v0.3",
+    "mistral-nemo-12b",
+    "mistral-small-24b",
+    "mixtral-8x7b",
+    "gemma-2-9b",
+    "gemma-2-27b",
+    "gemma-3-4b",
+    "gemma-3-12b",
+    "gemma-3-27b",
+    "phi-4",
+    "deepseek-v3",
+    "gpt-oss-20b",
+    "gpt-oss-120b",
+]
 
 
 def test_catalog_has_the_popular_models_with_sources() -> None:

@@ -14,9 +14,16 @@ from selfhost.models.hf import read_safetensors_header, spec_from_hf_dir
 from selfhost.models.resolve import resolve_model
 
 CONFIG = {
-    "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 2048,
-    "vocab_size": 100, "tie_word_embeddings": True, "torch_dtype": "bfloat16",
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+    "vocab_size": 100,
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
 }
 
 
@@ -39,11 +46,17 @@ def llama_tensors(c: dict[str, int]) -> dict[str, np.ndarray]:
     t = {"model.embed_tokens.weight": np.zeros((c["vocab_size"], h)), "model.norm.weight": np.zeros(h)}
     for layer in range(c["num_hidden_layers"]):
         p = f"model.layers.{layer}."
-        t |= {p + "self_attn.q_proj.weight": np.zeros((h, h)), p + "self_attn.k_proj.weight": np.zeros((kv, h)),
-              p + "self_attn.v_proj.weight": np.zeros((kv, h)), p + "self_attn.o_proj.weight": np.zeros((h, h)),
-              p + "mlp.gate_proj.weight": np.zeros((i, h)), p + "mlp.up_proj.weight": np.zeros((i, h)),
-              p + "mlp.down_proj.weight": np.zeros((h, i)), p + "input_layernorm.weight": np.zeros(h),
-              p + "post_attention_layernorm.weight": np.zeros(h)}
+        t |= {
+            p + "self_attn.q_proj.weight": np.zeros((h, h)),
+            p + "self_attn.k_proj.weight": np.zeros((kv, h)),
+            p + "self_attn.v_proj.weight": np.zeros((kv, h)),
+            p + "self_attn.o_proj.weight": np.zeros((h, h)),
+            p + "mlp.gate_proj.weight": np.zeros((i, h)),
+            p + "mlp.up_proj.weight": np.zeros((i, h)),
+            p + "mlp.down_proj.weight": np.zeros((h, i)),
+            p + "input_layernorm.weight": np.zeros(h),
+            p + "post_attention_layernorm.weight": np.zeros(h),
+        }
     return t
 
 
@@ -53,9 +66,16 @@ def hf_dir(tmp_path: Path) -> Path:
     d.mkdir()
     (d / "config.json").write_text(json.dumps(CONFIG))
     write_safetensors(d / "model.safetensors", llama_tensors(CONFIG))
-    (d / "tokenizer_config.json").write_text(json.dumps({
-        "bos_token": {"content": "<s>", "lstrip": False}, "eos_token": "</s>", "add_bos_token": True,
-        "chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"}))
+    (d / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "bos_token": {"content": "<s>", "lstrip": False},
+                "eos_token": "</s>",
+                "add_bos_token": True,
+                "chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}",
+            }
+        )
+    )
     return d
 
 
@@ -105,9 +125,11 @@ def test_config_without_attention_facts(hf_dir: Path) -> None:
 
 
 def test_multimodal_text_config_and_layer_types(tmp_path: Path) -> None:
-    cfg = {"model_type": "gemma3", "text_config": CONFIG | {
-        "model_type": "gemma3_text", "sliding_window": 512,
-        "layer_types": ["sliding_attention", "full_attention"]}}
+    cfg = {
+        "model_type": "gemma3",
+        "text_config": CONFIG
+        | {"model_type": "gemma3_text", "sliding_window": 512, "layer_types": ["sliding_attention", "full_attention"]},
+    }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     s = spec_from_hf_dir(tmp_path)
     assert s.architecture == "gemma3"

@@ -29,12 +29,19 @@ def store(tmp_path: Path, smollm2_path: Path, monkeypatch: pytest.MonkeyPatch) -
     model_digest = "sha256:" + "ab" * 32
     os.symlink(smollm2_path, root / "blobs" / model_digest.replace(":", "-"))
     layers = [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": model_digest, "size": smollm2_path.stat().st_size},
+        {
+            "mediaType": "application/vnd.ollama.image.model",
+            "digest": model_digest,
+            "size": smollm2_path.stat().st_size,
+        },
         {"mediaType": "application/vnd.ollama.image.template", "digest": _blob(root, GO_TEMPLATE.encode())},
         {"mediaType": "application/vnd.ollama.image.params", "digest": _blob(root, b'{"num_ctx": 8192}')},
     ]
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                "layers": layers}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "layers": layers,
+    }
     mdir = root / "manifests" / "registry.ollama.ai" / "library" / "smollm2"
     mdir.mkdir(parents=True)
     (mdir / "135m").write_text(json.dumps(manifest))
@@ -60,11 +67,14 @@ def test_missing_tag_lists_what_exists(store: Path) -> None:
     assert "smollm2:135m" in (err.value.next_step or "")
 
 
-@pytest.mark.parametrize(("name", "parts"), [
-    ("llama3.2", ("registry.ollama.ai", "library", "llama3.2", "latest")),
-    ("ollama:qwen3:8b", ("registry.ollama.ai", "library", "qwen3", "8b")),
-    ("me/tuned:q4", ("registry.ollama.ai", "me", "tuned", "q4")),
-    ("hf.co/org/repo:Q4_K_M", ("hf.co", "org", "repo", "Q4_K_M")),
-])
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("llama3.2", ("registry.ollama.ai", "library", "llama3.2", "latest")),
+        ("ollama:qwen3:8b", ("registry.ollama.ai", "library", "qwen3", "8b")),
+        ("me/tuned:q4", ("registry.ollama.ai", "me", "tuned", "q4")),
+        ("hf.co/org/repo:Q4_K_M", ("hf.co", "org", "repo", "Q4_K_M")),
+    ],
+)
 def test_parse_names(name: str, parts: tuple[str, str, str, str]) -> None:
     assert parse_ollama_name(name) == parts

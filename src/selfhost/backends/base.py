@@ -14,8 +14,17 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from selfhost.errors import UsageError
 
-__all__ = ["Message", "GenerationParams", "StreamEvent", "Completion", "Backend", "collect",
-           "register_backend", "create_backend", "BACKENDS"]
+__all__ = [
+    "Message",
+    "GenerationParams",
+    "StreamEvent",
+    "Completion",
+    "Backend",
+    "collect",
+    "register_backend",
+    "create_backend",
+    "BACKENDS",
+]
 
 Message = dict[str, Any]  # {"role": ..., "content": ...} as in the OpenAI chat API
 EventKind = Literal["content", "reasoning", "tool_call", "role", "usage", "done"]

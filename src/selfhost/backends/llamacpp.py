@@ -29,6 +29,7 @@ class _LogCapture:
     _lock = threading.Lock()
     _installed = False
     _sink: list[str] | None = None
+    _callback: object = None
 
     @classmethod
     def install(cls) -> None:
@@ -132,8 +133,10 @@ class LlamaCppBackend:
             )
         except (ValueError, RuntimeError) as exc:
             tail = "".join(sink[-8:]).strip().splitlines()[-3:]
-            raise BackendError(f"llama.cpp could not load {path.name}: {exc}; llama.cpp said: {' | '.join(tail)}",
-                               "check that the file is a complete GGUF model supported by this llama.cpp build") from None
+            raise BackendError(
+                f"llama.cpp could not load {path.name}: {exc}; llama.cpp said: {' | '.join(tail)}",
+                "check that the file is a complete GGUF model supported by this llama.cpp build",
+            ) from None
         finally:
             load_s = time.perf_counter() - t0
             _LogCapture.stop()
@@ -159,8 +162,9 @@ class LlamaCppBackend:
         if not template:
             raise BackendError(f"{self.model} has no chat template", "use a completion prompt instead")
         tok = self.spec.tokenizer
-        return render_chat(template, messages, add_generation_prompt=True,
-                           bos_token=tok.bos_token, eos_token=tok.eos_token)
+        return render_chat(
+            template, messages, add_generation_prompt=True, bos_token=tok.bos_token, eos_token=tok.eos_token
+        )
 
     def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[StreamEvent]:
         prompt = self.render_chat(messages)
@@ -215,17 +219,21 @@ class LlamaCppBackend:
                     break
         finally:
             gen.close()
-        yield StreamEvent("done", time.perf_counter(), data={
-            "finish_reason": finish,
-            "prompt_tokens": len(prompt_ids),
-            "completion_tokens": len(generated),
-        })
+        yield StreamEvent(
+            "done",
+            time.perf_counter(),
+            data={
+                "finish_reason": finish,
+                "prompt_tokens": len(prompt_ids),
+                "completion_tokens": len(generated),
+            },
+        )
 
     def close(self) -> None:
         llm = getattr(self, "_llm", None)
         if llm is not None:
             llm.close()
-            self._llm = None
+            self._llm = None  # type: ignore[assignment]
 
     def __enter__(self) -> LlamaCppBackend:
         return self

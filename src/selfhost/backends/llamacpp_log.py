@@ -17,7 +17,8 @@ __all__ = ["KVCacheLine", "LlamaCppMemoryReport", "parse_llama_log", "MIB"]
 MIB = 1024 * 1024
 _MODEL = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+) MiB")
 _KV = re.compile(
-    r"llama_kv_cache(?:_unified)?(?:_iswa)?:\s+size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s*(\d+) layers,\s*(\d+)/(\d+) seqs\)"
+    r"llama_kv_cache(?:_unified)?(?:_iswa)?:\s+size =\s+([\d.]+) MiB "
+    r"\(\s*(\d+) cells,\s*(\d+) layers,\s*(\d+)/(\d+) seqs\)"
     r"(?:, K \((\w+)\):\s+([\d.]+) MiB, V \((\w+)\):\s+([\d.]+) MiB)?"
 )
 _COMPUTE = re.compile(r"(\S+) compute buffer size =\s+([\d.]+) MiB")
@@ -78,8 +79,11 @@ def parse_llama_log(text: str) -> LlamaCppMemoryReport:
         if m := _MODEL.search(line):
             rep.model_buffers_mib[m.group(1)] = rep.model_buffers_mib.get(m.group(1), 0.0) + float(m.group(2))
         elif m := _KV.search(line):
-            rep.kv_caches.append(KVCacheLine(float(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(5)),
-                                             m.group(6), m.group(8)))
+            rep.kv_caches.append(
+                KVCacheLine(
+                    float(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(5)), m.group(6), m.group(8)
+                )
+            )
         elif m := _COMPUTE.search(line):
             rep.compute_buffers_mib[m.group(1)] = rep.compute_buffers_mib.get(m.group(1), 0.0) + float(m.group(2))
         elif m := _OUTPUT.search(line):

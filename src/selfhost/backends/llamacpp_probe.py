@@ -34,8 +34,9 @@ class LlamaCppProbe:
         rss0 = self._proc.memory_info().rss
         sink = _LogCapture.start()
         try:
-            self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(),
-                                                               llama_cpp.llama_model_default_params())
+            self._model = llama_cpp.llama_model_load_from_file(
+                str(self.path).encode(), llama_cpp.llama_model_default_params()
+            )
         finally:
             _LogCapture.stop()
         if not self._model:
@@ -44,7 +45,9 @@ class LlamaCppProbe:
         self.load_rss_bytes = self._proc.memory_info().rss - rss0
         self.last_fill_rss_bytes: int | None = None
 
-    def context_report(self, cfg: LlamaCppKVConfig, flash_attn: bool = True, fill: bool = False) -> LlamaCppMemoryReport:
+    def context_report(
+        self, cfg: LlamaCppKVConfig, flash_attn: bool = True, fill: bool = False
+    ) -> LlamaCppMemoryReport:
         """Create a context and read its buffers. With fill=True, also decode one full micro-batch with every
         logit requested — the case llama.cpp reserves its compute and output buffers for — and record the
         process's RSS growth since the context was created in `last_fill_rss_bytes`. (The KV cache needs no

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from selfhost import __version__
 from selfhost.backends.llamacpp import LlamaCppBackend
@@ -17,8 +17,8 @@ from selfhost.check.sections import (
     load_section,
     model_section,
 )
-from selfhost.hardware.membw import measure_memory_bandwidth
 from selfhost.hardware.detect import detect_host
+from selfhost.hardware.membw import measure_memory_bandwidth
 from selfhost.models.resolve import resolve_model
 from selfhost.report.section import Report
 
@@ -42,7 +42,7 @@ def run_check(cfg: CheckConfig, step: Callable[[str], None] = lambda _: None) ->
         title=f"selfhost check: {spec.name}",
         meta={
             "selfhost_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_argument": cfg.model or "embedded",
         },
     )
@@ -60,8 +60,14 @@ def run_check(cfg: CheckConfig, step: Callable[[str], None] = lambda _: None) ->
             gen = generation_section(backend, cfg.prompts, GenerationParams(max_tokens=cfg.max_tokens))
             report.add(gen)
         step("planning memory and checking the plan against llama.cpp")
-        report.add(fit_section(spec, cfg.n_ctx, measure_memory_bandwidth(),
-                               measured_decode_tokens_per_s=gen.data.get("decode_tokens_per_s_median")))
+        report.add(
+            fit_section(
+                spec,
+                cfg.n_ctx,
+                measure_memory_bandwidth(),
+                measured_decode_tokens_per_s=gen.data.get("decode_tokens_per_s_median"),
+            )
+        )
     else:
         skipped.append(f"load and generation: {spec.source} source has no local GGUF weights to run")
     report.meta["skipped"] = skipped

@@ -34,25 +34,44 @@ def model_section(spec: ModelSpec) -> Section:
         ("name", spec.name),
         ("source", f"{spec.source}: {spec.path or spec.source_url}"),
         ("architecture", spec.architecture),
-        ("parameters", fmt_count(spec.parameters)
-         + (f" ({fmt_count(spec.active_parameters)} active)" if spec.active_parameters else "")),
-        ("layers / heads / KV heads / head dim", f"{spec.n_layers} / {spec.n_heads} / {spec.n_kv_heads} / {spec.head_dim}"),
+        (
+            "parameters",
+            fmt_count(spec.parameters)
+            + (f" ({fmt_count(spec.active_parameters)} active)" if spec.active_parameters else ""),
+        ),
+        (
+            "layers / heads / KV heads / head dim",
+            f"{spec.n_layers} / {spec.n_heads} / {spec.n_kv_heads} / {spec.head_dim}",
+        ),
         ("context length", f"{spec.context_length:,}"),
         ("vocabulary", f"{spec.vocab_size:,}"),
     ]
     if spec.sliding_window:
-        rows.append(("sliding window", f"{spec.sliding_window} tokens on {spec.n_swa_layers} of {spec.n_layers} layers"))
+        rows.append(
+            ("sliding window", f"{spec.sliding_window} tokens on {spec.n_swa_layers} of {spec.n_layers} layers")
+        )
     if spec.is_moe:
         rows.append(("experts", f"{spec.n_experts} ({spec.n_experts_used} active per token)"))
     if spec.file_bytes:
-        rows.append(("file", f"{fmt_bytes(spec.file_bytes)} ({spec.file_type or '?'}), "
-                             f"{spec.bits_per_weight or 0:.3f} bits per weight over all tensors"))
+        rows.append(
+            (
+                "file",
+                f"{fmt_bytes(spec.file_bytes)} ({spec.file_type or '?'}), "
+                f"{spec.bits_per_weight or 0:.3f} bits per weight over all tensors",
+            )
+        )
     rows.append(("chat template", f"{len(spec.chat_template):,} characters" if spec.chat_template else "none"))
     plots = []
     by_type = spec.tensor_bytes_by_type
     if by_type:
-        plots.append(bar_chart(list(by_type), [b / MIB for b in by_type.values()],
-                               title="Tensor bytes by type (read from the file's tensor table)", unit="MiB"))
+        plots.append(
+            bar_chart(
+                list(by_type),
+                [b / MIB for b in by_type.values()],
+                title="Tensor bytes by type (read from the file's tensor table)",
+                unit="MiB",
+            )
+        )
     notes = [f"{k}: {v}" for k, v in spec.derived.items()]
     return Section("model", "Model", d, rows, plots, notes)
 
@@ -79,14 +98,26 @@ def load_section(backend: LlamaCppBackend) -> Section:
         ("process RSS before / after load", f"{fmt_bytes(rep.rss_before_bytes)} / {fmt_bytes(rep.rss_after_bytes)}"),
     ]
     labels = ["model buffer", "KV cache", "compute buffer", "output buffer", "RSS increase (measured)"]
-    values = [mem.model_mib, mem.kv_mib, mem.compute_mib, mem.output_mib,
-              (rep.rss_after_bytes - rep.rss_before_bytes) / MIB]
-    notes = ["Buffer sizes are the ones llama.cpp printed while loading; RSS is this process's resident memory "
-             "measured with psutil. Mapped model pages count in RSS only once they are touched, and KV pages only "
-             "once written, so RSS right after load can be below the sum of the buffers."]
-    return Section("load", "Load", d, rows,
-                   [bar_chart(labels, values, title="Memory at load: llama.cpp's buffers vs measured RSS", unit="MiB")],
-                   notes)
+    values = [
+        mem.model_mib,
+        mem.kv_mib,
+        mem.compute_mib,
+        mem.output_mib,
+        (rep.rss_after_bytes - rep.rss_before_bytes) / MIB,
+    ]
+    notes = [
+        "Buffer sizes are the ones llama.cpp printed while loading; RSS is this process's resident memory "
+        "measured with psutil. Mapped model pages count in RSS only once they are touched, and KV pages only "
+        "once written, so RSS right after load can be below the sum of the buffers."
+    ]
+    return Section(
+        "load",
+        "Load",
+        d,
+        rows,
+        [bar_chart(labels, values, title="Memory at load: llama.cpp's buffers vs measured RSS", unit="MiB")],
+        notes,
+    )
 
 
 def _run_one(backend: LlamaCppBackend, prompt: str, params: GenerationParams) -> Completion:
@@ -107,20 +138,27 @@ def generation_section(
     for prompt in prompts:
         c = _run_one(backend, prompt, params)
         ttft = c.ttft_s
-        runs.append({
-            "prompt": prompt,
-            "output": c.text,
-            "finish_reason": c.finish_reason,
-            "prompt_tokens": c.prompt_tokens,
-            "completion_tokens": c.completion_tokens,
-            "ttft_s": ttft,
-            "e2e_s": c.e2e_s,
-            "prefill_tokens_per_s": (c.prompt_tokens / ttft) if ttft and c.prompt_tokens else None,
-            "decode_tokens_per_s": c.decode_tokens_per_s,
-            "token_times_s": [t - c.start_t for t in c.token_times],
-        })
-        series.append((prompt[:20], [0.0] + [t - c.start_t for t in c.token_times],
-                       [0.0] + list(range(1, len(c.token_times) + 1))))
+        runs.append(
+            {
+                "prompt": prompt,
+                "output": c.text,
+                "finish_reason": c.finish_reason,
+                "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens,
+                "ttft_s": ttft,
+                "e2e_s": c.e2e_s,
+                "prefill_tokens_per_s": (c.prompt_tokens / ttft) if ttft and c.prompt_tokens else None,
+                "decode_tokens_per_s": c.decode_tokens_per_s,
+                "token_times_s": [t - c.start_t for t in c.token_times],
+            }
+        )
+        series.append(
+            (
+                prompt[:20],
+                [0.0] + [t - c.start_t for t in c.token_times],
+                [0.0] + list(range(1, len(c.token_times) + 1)),
+            )
+        )
         if on_progress:
             on_progress()
 
@@ -136,8 +174,12 @@ def generation_section(
         "completion_tokens_total": sum(r["completion_tokens"] or 0 for r in runs),
         "tokens_source": "engine (llama.cpp token ids counted as generated)",
         "rss_after_bytes": psutil.Process().memory_info().rss,
-        "params": {"max_tokens": params.max_tokens, "temperature": params.temperature, "seed": params.seed,
-                   "cache_prompt": params.cache_prompt},
+        "params": {
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "seed": params.seed,
+            "cache_prompt": params.cache_prompt,
+        },
     }
     rows = [
         ("runs", f"{len(runs)} chat prompts, greedy, up to {params.max_tokens} tokens, after 1 warmup"),
@@ -148,16 +190,21 @@ def generation_section(
     ]
     for r in runs:
         rows.append((f"» {r['prompt'][:48]}", r["output"].strip().replace("\n", " ")[:160]))
-    notes = ["Times are time.perf_counter() from the call to each token's arrival; TTFT includes processing the "
-             "whole prompt (no prompt cache reuse between runs). Decode speed = (tokens − 1) / (end − first token)."]
-    plot = line_chart(series, title="Tokens generated over time", x_label="seconds since request",
-                      y_label="tokens")
+    notes = [
+        "Times are time.perf_counter() from the call to each token's arrival; TTFT includes processing the "
+        "whole prompt (no prompt cache reuse between runs). Decode speed = (tokens − 1) / (end − first token)."
+    ]
+    plot = line_chart(series, title="Tokens generated over time", x_label="seconds since request", y_label="tokens")
     return Section("generation", "Generation (measured)", summary | {"per_run": runs}, rows, [plot], notes)
 
 
-def fit_section(spec: ModelSpec, n_ctx: int, host_bandwidth: float,
-                contexts: Sequence[int] = (512, 1024, 2048, 4096, 8192),
-                measured_decode_tokens_per_s: float | None = None) -> Section:
+def fit_section(
+    spec: ModelSpec,
+    n_ctx: int,
+    host_bandwidth: float,
+    contexts: Sequence[int] = (512, 1024, 2048, 4096, 8192),
+    measured_decode_tokens_per_s: float | None = None,
+) -> Section:
     """The memory plan for this machine, checked against llama.cpp, and memory against context length."""
     from selfhost.fit.compute import llamacpp_compute_bytes
     from selfhost.fit.kv import LlamaCppKVConfig, kv_bytes_per_token, llamacpp_kv
@@ -174,26 +221,51 @@ def fit_section(spec: ModelSpec, n_ctx: int, host_bandwidth: float,
     for ctx in [c for c in contexts if c <= (spec.context_length or c)]:
         cfg = LlamaCppKVConfig(ctx)
         rep, measured, _ = measure_llamacpp(spec.path, cfg)
-        curve.append({"n_ctx": ctx, "predicted_kv_bytes": llamacpp_kv(spec, cfg).bytes,
-                      "reported_kv_bytes": round(rep.kv_mib * MIB),
-                      "predicted_compute_bytes": llamacpp_compute_bytes(spec, cfg),
-                      "reported_compute_bytes": round(rep.compute_mib * MIB),
-                      "predicted_process_bytes": predicted_process_bytes(spec, cfg),
-                      "measured_process_bytes": measured})
-    kv_slope = ((curve[-1]["reported_kv_bytes"] - curve[0]["reported_kv_bytes"])
-                / (curve[-1]["n_ctx"] - curve[0]["n_ctx"])) if len(curve) > 1 else 0.0
+        curve.append(
+            {
+                "n_ctx": ctx,
+                "predicted_kv_bytes": llamacpp_kv(spec, cfg).bytes,
+                "reported_kv_bytes": round(rep.kv_mib * MIB),
+                "predicted_compute_bytes": llamacpp_compute_bytes(spec, cfg),
+                "reported_compute_bytes": round(rep.compute_mib * MIB),
+                "predicted_process_bytes": predicted_process_bytes(spec, cfg),
+                "measured_process_bytes": measured,
+            }
+        )
+    kv_slope = (
+        ((curve[-1]["reported_kv_bytes"] - curve[0]["reported_kv_bytes"]) / (curve[-1]["n_ctx"] - curve[0]["n_ctx"]))
+        if len(curve) > 1
+        else 0.0
+    )
     compute = [c["reported_compute_bytes"] for c in curve]
-    d = {"plan": answer, "verify": verify, "context_curve": curve,
-         "kv_bytes_per_token_measured": kv_slope, "kv_bytes_per_token_predicted": kv_bytes_per_token(spec),
-         "host_bandwidth_bytes_per_s": host_bandwidth}
-    rows = [("plan on this machine", f"{fmt_bytes(answer['total_bytes'])} at {n_ctx:,} tokens "
-                                     f"({'fits' if answer['fits'] else 'does not fit'} in RAM)")]
+    d = {
+        "plan": answer,
+        "verify": verify,
+        "context_curve": curve,
+        "kv_bytes_per_token_measured": kv_slope,
+        "kv_bytes_per_token_predicted": kv_bytes_per_token(spec),
+        "host_bandwidth_bytes_per_s": host_bandwidth,
+    }
+    rows = [
+        (
+            "plan on this machine",
+            f"{fmt_bytes(answer['total_bytes'])} at {n_ctx:,} tokens "
+            f"({'fits' if answer['fits'] else 'does not fit'} in RAM)",
+        )
+    ]
     for c in verify["checks"]:
-        rows.append((f"{c['component']}: predicted vs actual",
-                     f"{fmt_bytes(c['predicted_bytes'])} vs {fmt_bytes(c['actual_bytes'])} ({c['error'] * 100:+.1f} %)"))
-    rows.append(("KV per token", f"{kv_slope:,.0f} bytes measured over the curve; "
-                                 f"{kv_bytes_per_token(spec):,.0f} predicted"))
-    rows.append(("compute buffer across contexts", f"{fmt_bytes(min(compute))} – {fmt_bytes(max(compute))} (flash attention)"))
+        rows.append(
+            (
+                f"{c['component']}: predicted vs actual",
+                f"{fmt_bytes(c['predicted_bytes'])} vs {fmt_bytes(c['actual_bytes'])} ({c['error'] * 100:+.1f} %)",
+            )
+        )
+    rows.append(
+        ("KV per token", f"{kv_slope:,.0f} bytes measured over the curve; {kv_bytes_per_token(spec):,.0f} predicted")
+    )
+    rows.append(
+        ("compute buffer across contexts", f"{fmt_bytes(min(compute))} – {fmt_bytes(max(compute))} (flash attention)")
+    )
     rows.append(("memory bandwidth (measured)", f"{host_bandwidth / 1e9:.1f} GB/s"))
     bound = answer.get("decode_tokens_per_s_upper_bound")
     if bound:
@@ -202,20 +274,31 @@ def fit_section(spec: ModelSpec, n_ctx: int, host_bandwidth: float,
         short_bound = host_bandwidth / ((spec.weights_bytes or 1) + kv_bytes_per_token(spec) * 128)
         d["decode_bound_short_context_tokens_per_s"] = short_bound
         d["measured_decode_fraction_of_bound"] = measured_decode_tokens_per_s / short_bound
-        rows.append(("measured decode vs ceiling", f"{measured_decode_tokens_per_s:.0f} of {short_bound:.0f} tokens/s "
-                                                   f"({100 * measured_decode_tokens_per_s / short_bound:.0f} %) at ~128 tokens"))
+        rows.append(
+            (
+                "measured decode vs ceiling",
+                f"{measured_decode_tokens_per_s:.0f} of {short_bound:.0f} tokens/s "
+                f"({100 * measured_decode_tokens_per_s / short_bound:.0f} %) at ~128 tokens",
+            )
+        )
     xs = [c["n_ctx"] for c in curve]
-    plot = line_chart([
-        ("process, predicted", xs, [c["predicted_process_bytes"] / MIB for c in curve]),
-        ("process, measured RSS", xs, [c["measured_process_bytes"] / MIB for c in curve]),
-        ("KV, predicted", xs, [c["predicted_kv_bytes"] / MIB for c in curve]),
-        ("KV, llama.cpp", xs, [c["reported_kv_bytes"] / MIB for c in curve]),
-        ("compute, llama.cpp", xs, [c["reported_compute_bytes"] / MIB for c in curve]),
-    ], title="Memory against context length", x_label="context (tokens)", y_label="MiB")
+    plot = line_chart(
+        [
+            ("process, predicted", xs, [c["predicted_process_bytes"] / MIB for c in curve]),
+            ("process, measured RSS", xs, [c["measured_process_bytes"] / MIB for c in curve]),
+            ("KV, predicted", xs, [c["predicted_kv_bytes"] / MIB for c in curve]),
+            ("KV, llama.cpp", xs, [c["reported_kv_bytes"] / MIB for c in curve]),
+            ("compute, llama.cpp", xs, [c["reported_compute_bytes"] / MIB for c in curve]),
+        ],
+        title="Memory against context length",
+        x_label="context (tokens)",
+        y_label="MiB",
+    )
     notes = [
         f"KV memory grows linearly with context: llama.cpp's own KV size rises by {kv_slope:,.0f} bytes per token "
         f"across {xs[0]:,}–{xs[-1]:,} tokens (predicted {kv_bytes_per_token(spec):,.0f}). With flash attention the "
-        f"compute buffer does not grow with context at all here ({fmt_bytes(min(compute))} – {fmt_bytes(max(compute))}), "
+        f"compute buffer does not grow with context at all here "
+        f"({fmt_bytes(min(compute))} – {fmt_bytes(max(compute))}), "
         "so there is no quadratic term.",
         "Measured process memory is the RSS growth of loading the model, creating the context and decoding one full "
         "micro-batch; predicted is the sum of llama.cpp's buffers plus the tokenizer's vocabulary.",

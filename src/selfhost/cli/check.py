@@ -11,17 +11,39 @@ from selfhost.cli.output import print_json, print_rows, stderr
 
 @click.command()
 @click.argument("model", required=False)
-@click.option("--output", "-o", "html_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("report.html"), show_default=True, help="Self-contained HTML report.")
-@click.option("--json-output", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("report.json"), show_default=True, help="Machine-readable report.")
-@click.option("--ctx", "n_ctx", type=click.IntRange(min=64), default=4096, show_default=True,
-              help="Context size to load the model with.")
+@click.option(
+    "--output",
+    "-o",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="Self-contained HTML report.",
+)
+@click.option(
+    "--json-output",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.json"),
+    show_default=True,
+    help="Machine-readable report.",
+)
+@click.option(
+    "--ctx",
+    "n_ctx",
+    type=click.IntRange(min=64),
+    default=4096,
+    show_default=True,
+    help="Context size to load the model with.",
+)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="llama.cpp threads (default: physical cores).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="llama.cpp threads (default: physical cores)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def check(model: str | None, html_path: Path, json_path: Path, n_ctx: int, max_tokens: int,
-          threads: int | None, as_json: bool) -> None:
+def check(
+    model: str | None, html_path: Path, json_path: Path, n_ctx: int, max_tokens: int, threads: int | None, as_json: bool
+) -> None:
     """Measure everything selfhost can about MODEL and write report.html + report.json."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -29,8 +51,9 @@ def check(model: str | None, html_path: Path, json_path: Path, n_ctx: int, max_t
     from selfhost.report.html import write_html
 
     cfg = CheckConfig(model=model, n_ctx=n_ctx, max_tokens=max_tokens, n_threads=threads)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=stderr, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr, transient=True
+    ) as progress:
         task = progress.add_task("starting", total=None)
         report = run_check(cfg, step=lambda s: progress.update(task, description=s))
     report.write_json(json_path)

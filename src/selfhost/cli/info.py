@@ -26,8 +26,8 @@ def info(model: str | None, as_json: bool, tensors: bool) -> None:
         return
     section = model_section(spec)
     rows = list(section.rows)
-    for t, n in spec.tensor_types.items():
-        rows.append((f"tensors {t}", f"{n} tensors, {spec.tensor_bytes_by_type[t]:,} bytes"))
+    for ttype, n in spec.tensor_types.items():
+        rows.append((f"tensors {ttype}", f"{n} tensors, {spec.tensor_bytes_by_type[ttype]:,} bytes"))
     rows.extend(("note", n) for n in section.notes)
     print_rows(f"{spec.name}", rows)
     if tensors:
@@ -45,12 +45,20 @@ def models(catalog: bool, as_json: bool) -> None:
     if catalog:
         from selfhost.models.catalog import catalog_entries
 
-        entries = [{"name": e.name, "aliases": list(e.aliases), "hf_repo": e.hf_repo, "parameters": e.parameters,
-                    "source_url": e.source_url} for e in catalog_entries()]
+        entries = [
+            {
+                "name": e.name,
+                "aliases": list(e.aliases),
+                "hf_repo": e.hf_repo,
+                "parameters": e.parameters,
+                "source_url": e.source_url,
+            }
+            for e in catalog_entries()
+        ]
         if as_json:
             print_json({"catalog": entries})
         else:
-            print_rows("catalog", [(e["name"], f"{fmt_count(e['parameters'])}  {e['hf_repo']}") for e in entries])
+            print_rows("catalog", [(e.name, f"{fmt_count(e.parameters)}  {e.hf_repo}") for e in catalog_entries()])
         return
     local = list_local_models()
     if as_json:

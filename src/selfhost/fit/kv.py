@@ -16,13 +16,28 @@ from dataclasses import dataclass
 from selfhost.errors import UsageError
 from selfhost.models.spec import ModelSpec
 
-__all__ = ["KV_TYPES", "row_bytes", "LlamaCppKVConfig", "KVCache", "KVPlan", "llamacpp_kv", "kv_bytes_per_token",
-           "llamacpp_cells"]
+__all__ = [
+    "KV_TYPES",
+    "row_bytes",
+    "LlamaCppKVConfig",
+    "KVCache",
+    "KVPlan",
+    "llamacpp_kv",
+    "kv_bytes_per_token",
+    "llamacpp_cells",
+]
 
 # name -> (elements per block, bytes per block), ggml/src/ggml-common.h; llama.cpp's --cache-type-k/-v names.
 KV_TYPES: dict[str, tuple[int, int]] = {
-    "f32": (1, 4), "f16": (1, 2), "bf16": (1, 2),
-    "q8_0": (32, 34), "q4_0": (32, 18), "q4_1": (32, 20), "q5_0": (32, 22), "q5_1": (32, 24), "iq4_nl": (32, 18),
+    "f32": (1, 4),
+    "f16": (1, 2),
+    "bf16": (1, 2),
+    "q8_0": (32, 34),
+    "q4_0": (32, 18),
+    "q4_1": (32, 20),
+    "q5_0": (32, 22),
+    "q5_1": (32, 24),
+    "iq4_nl": (32, 18),
 }
 KV_PAD = 256
 
@@ -104,8 +119,10 @@ def llamacpp_kv(spec: ModelSpec, cfg: LlamaCppKVConfig) -> KVPlan:
     cells, streams, n_ctx = llamacpp_cells(cfg.n_ctx, cfg.n_parallel, cfg.kv_unified)
     dims = _layer_dims(spec)
     caches: list[KVCache] = []
-    groups = {"full": [d for d, swa in zip(dims, spec.swa_layers) if not swa and d[0]],
-              "swa": [d for d, swa in zip(dims, spec.swa_layers) if swa and d[0]]}
+    groups = {
+        "full": [d for d, swa in zip(dims, spec.swa_layers) if not swa and d[0]],
+        "swa": [d for d, swa in zip(dims, spec.swa_layers) if swa and d[0]],
+    }
     for kind, layer_dims in groups.items():
         if not layer_dims:
             continue
@@ -127,7 +144,7 @@ def kv_bytes_per_token(spec: ModelSpec, kv_type: str = "f16", context: int | Non
     """
     total = 0.0
     for (dk, dv), swa in zip(_layer_dims(spec), spec.swa_layers):
-        b = row_bytes(kv_type, dk) + (row_bytes(kv_type, dv) if dv else 0)
+        b = float(row_bytes(kv_type, dk) + (row_bytes(kv_type, dv) if dv else 0))
         if swa and context and spec.sliding_window:
             b *= min(spec.sliding_window, context) / context
         total += b

@@ -75,8 +75,14 @@ class DevicePlan:
         return self.margin_bytes >= 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "capacity_bytes": self.capacity_bytes, "used_bytes": self.used_bytes,
-                "margin_bytes": self.margin_bytes, "fits": self.fits, "components": dict(self.components)}
+        return {
+            "name": self.name,
+            "capacity_bytes": self.capacity_bytes,
+            "used_bytes": self.used_bytes,
+            "margin_bytes": self.margin_bytes,
+            "fits": self.fits,
+            "components": dict(self.components),
+        }
 
 
 @dataclass
@@ -102,8 +108,11 @@ class FitPlan:
 
     @property
     def total_bytes(self) -> int:
-        return sum(d.used_bytes for d in self.per_device) if self.per_device else (
-            self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.overhead_bytes)
+        return (
+            sum(d.used_bytes for d in self.per_device)
+            if self.per_device
+            else (self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.overhead_bytes)
+        )
 
     @property
     def fits(self) -> bool:
@@ -111,13 +120,24 @@ class FitPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "engine": self.engine, "quant": self.quant, "n_ctx": self.n_ctx, "parallel": self.parallel,
-            "kv_type": self.kv_type, "weights_bytes": self.weights_bytes, "weights_exact": self.weights.exact,
-            "weights_source": self.weights.source, "kv_cache_bytes": self.kv_cache_bytes,
-            "compute_bytes": self.compute_bytes, "overhead_bytes": self.overhead_bytes,
-            "total_bytes": self.total_bytes, "fits": self.fits, "n_gpu_layers": self.n_gpu_layers,
+            "engine": self.engine,
+            "quant": self.quant,
+            "n_ctx": self.n_ctx,
+            "parallel": self.parallel,
+            "kv_type": self.kv_type,
+            "weights_bytes": self.weights_bytes,
+            "weights_exact": self.weights.exact,
+            "weights_source": self.weights.source,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "compute_bytes": self.compute_bytes,
+            "overhead_bytes": self.overhead_bytes,
+            "total_bytes": self.total_bytes,
+            "fits": self.fits,
+            "n_gpu_layers": self.n_gpu_layers,
             "kv_capacity_tokens": self.kv_capacity_tokens,
-            "per_device": [d.to_dict() for d in self.per_device], "notes": list(self.notes), "detail": self.detail,
+            "per_device": [d.to_dict() for d in self.per_device],
+            "notes": list(self.notes),
+            "detail": self.detail,
         }
 
 
@@ -125,19 +145,24 @@ def _validate(spec: ModelSpec, req: FitRequest) -> None:
     if req.engine not in ENGINES:
         raise UsageError(f"unknown engine {req.engine!r}", f"valid engines: {', '.join(ENGINES)}")
     if spec.n_layers <= 0 or spec.head_dim <= 0 or not any(spec.n_kv_heads_per_layer):
-        raise UsageError(f"{spec.name} has no attention facts (layers, KV heads, head dim); cannot plan its memory",
-                         "pass the model's GGUF file or config.json")
+        raise UsageError(
+            f"{spec.name} has no attention facts (layers, KV heads, head dim); cannot plan its memory",
+            "pass the model's GGUF file or config.json",
+        )
     if req.n_ctx <= 0:
         raise UsageError(f"context must be positive, got {req.n_ctx}")
     if spec.context_length and req.n_ctx > spec.context_length:
         raise UsageError(
             f"context {req.n_ctx:,} is above {spec.name}'s limit of {spec.context_length:,} tokens",
-            f"use --ctx {spec.context_length} or less (rope scaling beyond the trained length is not modelled)")
+            f"use --ctx {spec.context_length} or less (rope scaling beyond the trained length is not modelled)",
+        )
     if req.parallel <= 0:
         raise UsageError(f"parallel slots must be at least 1, got {req.parallel}")
     if req.engine != "vllm" and not req.kv_unified and req.n_ctx // req.parallel < 1:
-        raise UsageError(f"{req.parallel} parallel slots cannot share a context of {req.n_ctx} tokens",
-                         "raise --ctx or lower --parallel")
+        raise UsageError(
+            f"{req.parallel} parallel slots cannot share a context of {req.n_ctx} tokens",
+            "raise --ctx or lower --parallel",
+        )
     if req.engine == "vllm" and not req.gpus:
         raise UsageError("vLLM needs at least one GPU", "name one with --gpu, e.g. --gpu H100")
     row_bytes(req.kv_type, spec.head_dim)  # unknown KV type / incompatible row size -> UsageError
@@ -179,7 +204,11 @@ def _kv_per_layer(spec: ModelSpec, cfg: LlamaCppKVConfig) -> tuple[list[int], in
     cells = {c.kind: c.cells * c.streams for c in kvp.caches}
     per: list[int] = []
     for il, swa in enumerate(spec.swa_layers):
-        dk = (spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim) if spec.mla else spec.n_kv_heads_per_layer[il] * spec.head_dim
+        dk = (
+            (spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim)
+            if spec.mla
+            else spec.n_kv_heads_per_layer[il] * spec.head_dim
+        )
         dv = 0 if spec.mla else spec.n_kv_heads_per_layer[il] * (spec.head_dim_v or spec.head_dim)
         n = cells.get("swa" if swa else "full", 0)
         per.append(n * (row_bytes(cfg.type_k, dk) + (row_bytes(cfg.type_v, dv) if dv else 0)))
@@ -192,8 +221,15 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
     # --ctx is what each request may use. llama-server's -c is the total that its slots share, and Ollama asks
     # llama.cpp for num_ctx × num_parallel cells, so both allocate ctx × parallel.
     n_ctx_total = req.n_ctx * req.parallel
-    cfg = LlamaCppKVConfig(n_ctx_total, req.parallel, req.kv_type, req.kv_type, kv_unified=req.kv_unified or ollama,
-                           swa_full=False, n_ubatch=req.n_ubatch)
+    cfg = LlamaCppKVConfig(
+        n_ctx_total,
+        req.parallel,
+        req.kv_type,
+        req.kv_type,
+        kv_unified=req.kv_unified or ollama,
+        swa_full=False,
+        n_ubatch=req.n_ubatch,
+    )
     kv_layers, n_ctx_eff = _kv_per_layer(spec, cfg)
     w_layers, w_other = _layer_weights(spec, w)
     n_cpu_moe = min(max(req.n_cpu_moe, 0), spec.n_layers)
@@ -217,14 +253,19 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
             for i, g in enumerate(gpus):
                 share = round((n_layers - first_gpu_layer) * g.usable_bytes / total_cap)
                 end = n_layers if i == len(gpus) - 1 else min(n_layers, start + share)
-                comps = {"weights": sum(w_layers[start:end]), "kv_cache": sum(kv_layers[start:end]),
-                         "compute": compute, "runtime_reserve": reserve}
+                comps = {
+                    "weights": sum(w_layers[start:end]),
+                    "kv_cache": sum(kv_layers[start:end]),
+                    "compute": compute,
+                    "runtime_reserve": reserve,
+                }
                 if i == len(gpus) - 1 and ngl > n_layers:
                     comps["weights"] += w_other - _embedding_bytes(spec, w)  # output layer and final norm
                 devices.append(DevicePlan(f"{g.name} #{i}", g.usable_bytes, comps))
                 start = end
         host_comps = {
-            "weights": sum(w_layers[:first_gpu_layer]) + (_embedding_bytes(spec, w) if ngl > n_layers else w_other)
+            "weights": sum(w_layers[:first_gpu_layer])
+            + (_embedding_bytes(spec, w) if ngl > n_layers else w_other)
             + sum(cpu_experts),
             "kv_cache": sum(kv_layers[:first_gpu_layer]),
             "compute": compute if first_gpu_layer > 0 or not gpus else 0,
@@ -248,21 +289,38 @@ def _llamacpp_like(spec: ModelSpec, req: FitRequest) -> FitPlan:
         while ngl > 0 and not all(d.fits for d in layout(ngl) if not d.name.startswith("host")):
             ngl -= 1
     devices = layout(ngl)
-    notes = [f"KV cache: llama.cpp allocation rules, {n_ctx_eff:,} cells in all"
-             + (f" (Ollama: num_ctx {req.n_ctx:,} × num_parallel {req.parallel})" if ollama else "")]
+    notes = [
+        f"KV cache: llama.cpp allocation rules, {n_ctx_eff:,} cells in all"
+        + (f" (Ollama: num_ctx {req.n_ctx:,} × num_parallel {req.parallel})" if ollama else "")
+    ]
     if gpus:
-        notes.append(f"per-GPU runtime reserve {reserve // MIB} MiB is "
-                     + ("Ollama's own reserve" if ollama else "assumed (CUDA context; not logged by llama.cpp)"))
+        notes.append(
+            f"per-GPU runtime reserve {reserve // MIB} MiB is "
+            + ("Ollama's own reserve" if ollama else "assumed (CUDA context; not logged by llama.cpp)")
+        )
     if not w.exact:
         notes.append(f"weights estimated: {w.source}")
     if cpu_experts:
         notes.append(f"--n-cpu-moe {n_cpu_moe}: {sum(cpu_experts) / GIB:.2f} GiB of expert weights stay in host RAM")
     plan_ = FitPlan(
-        engine=req.engine, quant=w.quant, n_ctx=req.n_ctx, parallel=req.parallel, kv_type=req.kv_type, weights=w,
-        kv_cache_bytes=sum(kv_layers), compute_bytes=compute, overhead_bytes=output + vocab
-        + reserve * len(gpus), per_device=devices, n_gpu_layers=ngl if gpus else None, notes=notes,
-        detail={"n_ctx_cells": n_ctx_eff, "flash_attn": req.flash_attn, "n_ubatch": req.n_ubatch,
-                "kv_unified": cfg.kv_unified},
+        engine=req.engine,
+        quant=w.quant,
+        n_ctx=req.n_ctx,
+        parallel=req.parallel,
+        kv_type=req.kv_type,
+        weights=w,
+        kv_cache_bytes=sum(kv_layers),
+        compute_bytes=compute,
+        overhead_bytes=output + vocab + reserve * len(gpus),
+        per_device=devices,
+        n_gpu_layers=ngl if gpus else None,
+        notes=notes,
+        detail={
+            "n_ctx_cells": n_ctx_eff,
+            "flash_attn": req.flash_attn,
+            "n_ubatch": req.n_ubatch,
+            "kv_unified": cfg.kv_unified,
+        },
     )
     return plan_
 
@@ -301,23 +359,38 @@ def _vllm(spec: ModelSpec, req: FitRequest) -> FitPlan:
     capacity_tokens = None
     for i, g in enumerate(req.gpus[:tp]):
         budget = int(g.memory_bytes * req.gpu_memory_utilization)
-        fixed = {"weights": w.bytes // tp, "activation_peak": act, "non_torch": non_torch,
-                 "cuda_graphs": VLLM_CUDA_GRAPH_BYTES}
+        fixed = {
+            "weights": w.bytes // tp,
+            "activation_peak": act,
+            "non_torch": non_torch,
+            "cuda_graphs": VLLM_CUDA_GRAPH_BYTES,
+        }
         kv_budget = budget - sum(fixed.values())
         tokens = max(0, int(kv_budget // kv_tok)) if kv_tok else 0
         capacity_tokens = tokens if capacity_tokens is None else min(capacity_tokens, tokens)
         need = int(req.n_ctx * req.parallel * kv_tok)
-        devices.append(DevicePlan(f"{g.name} #{i} (×{req.gpu_memory_utilization} budget)", budget,
-                                  fixed | {"kv_cache": need}))
+        devices.append(
+            DevicePlan(f"{g.name} #{i} (×{req.gpu_memory_utilization} budget)", budget, fixed | {"kv_cache": need})
+        )
     plan_ = FitPlan(
-        engine="vllm", quant=quant, n_ctx=req.n_ctx, parallel=req.parallel, kv_type=kv_elem, weights=w,
-        kv_cache_bytes=int(req.n_ctx * req.parallel * kv_tok) * tp, compute_bytes=act * tp,
-        overhead_bytes=(non_torch + VLLM_CUDA_GRAPH_BYTES) * tp, per_device=devices, kv_capacity_tokens=capacity_tokens,
-        notes=[f"vLLM budgets gpu_memory_utilization ({req.gpu_memory_utilization}) × total memory per GPU and gives "
-               "what is left after weights, activation peak and CUDA graphs to the KV cache",
-               f"activation peak {act / GIB:.1f} GiB: llm-d empirical profile for {family} models (assumed)",
-               f"KV capacity {capacity_tokens:,} tokens = max concurrency "
-               f"{(capacity_tokens or 0) / req.n_ctx:.2f}× at max_model_len {req.n_ctx:,}"],
+        engine="vllm",
+        quant=quant,
+        n_ctx=req.n_ctx,
+        parallel=req.parallel,
+        kv_type=kv_elem,
+        weights=w,
+        kv_cache_bytes=int(req.n_ctx * req.parallel * kv_tok) * tp,
+        compute_bytes=act * tp,
+        overhead_bytes=(non_torch + VLLM_CUDA_GRAPH_BYTES) * tp,
+        per_device=devices,
+        kv_capacity_tokens=capacity_tokens,
+        notes=[
+            f"vLLM budgets gpu_memory_utilization ({req.gpu_memory_utilization}) × total memory per GPU and gives "
+            "what is left after weights, activation peak and CUDA graphs to the KV cache",
+            f"activation peak {act / GIB:.1f} GiB: llm-d empirical profile for {family} models (assumed)",
+            f"KV capacity {capacity_tokens:,} tokens = max concurrency "
+            f"{(capacity_tokens or 0) / req.n_ctx:.2f}× at max_model_len {req.n_ctx:,}",
+        ],
         detail={"tensor_parallel": tp, "kv_bytes_per_token_per_rank": kv_tok},
     )
     return plan_

@@ -19,7 +19,15 @@ from selfhost.fit.plan import FitRequest, plan
 from selfhost.fit.weights import cpu_repack_bytes, weights_plan
 from selfhost.models.spec import ModelSpec
 
-__all__ = ["ComponentCheck", "verify_llamacpp", "measure_llamacpp", "predicted_process_bytes", "compare_log", "parse_llama_context_settings", "parse_vllm_log"]
+__all__ = [
+    "ComponentCheck",
+    "verify_llamacpp",
+    "measure_llamacpp",
+    "predicted_process_bytes",
+    "compare_log",
+    "parse_llama_context_settings",
+    "parse_vllm_log",
+]
 
 
 @dataclass(frozen=True)
@@ -34,8 +42,13 @@ class ComponentCheck:
         return (self.predicted_bytes - self.actual_bytes) / self.actual_bytes if self.actual_bytes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"component": self.component, "predicted_bytes": self.predicted_bytes,
-                "actual_bytes": self.actual_bytes, "error": self.error, "source": self.source}
+        return {
+            "component": self.component,
+            "predicted_bytes": self.predicted_bytes,
+            "actual_bytes": self.actual_bytes,
+            "error": self.error,
+            "source": self.source,
+        }
 
 
 def _predicted(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool) -> dict[str, int]:
@@ -51,8 +64,13 @@ def _predicted(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool) -> dict
 def _checks_from_report(pred: dict[str, int], rep: LlamaCppMemoryReport, source: str) -> list[ComponentCheck]:
     mapped = sum(v for k, v in rep.model_buffers_mib.items() if "REPACK" not in k)
     repack = sum(v for k, v in rep.model_buffers_mib.items() if "REPACK" in k)
-    actual = {"model buffer": mapped, "cpu repack buffer": repack, "KV cache": rep.kv_mib,
-              "compute buffer": rep.compute_mib, "output buffer": rep.output_mib}
+    actual = {
+        "model buffer": mapped,
+        "cpu repack buffer": repack,
+        "KV cache": rep.kv_mib,
+        "compute buffer": rep.compute_mib,
+        "output buffer": rep.output_mib,
+    }
     return [ComponentCheck(k, pred[k], round(actual[k] * MIB), source) for k in pred if pred[k] or actual[k]]
 
 
@@ -69,8 +87,9 @@ def _measure(path: str, cfg: LlamaCppKVConfig, flash_attn: bool) -> tuple[LlamaC
         return rep, probe.load_rss_bytes + (probe.last_fill_rss_bytes or 0), load_s
 
 
-def measure_llamacpp(path: Path, cfg: LlamaCppKVConfig, flash_attn: bool = True
-                     ) -> tuple[LlamaCppMemoryReport, int, float]:
+def measure_llamacpp(
+    path: Path, cfg: LlamaCppKVConfig, flash_attn: bool = True
+) -> tuple[LlamaCppMemoryReport, int, float]:
     """(llama.cpp's reported buffers, measured RSS growth, load seconds) from a clean process."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_measure, str(path), cfg, flash_attn).result()
@@ -79,8 +98,14 @@ def measure_llamacpp(path: Path, cfg: LlamaCppKVConfig, flash_attn: bool = True
 def predicted_process_bytes(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = True) -> int:
     """Resident memory after a full micro-batch of logits: every buffer plus the tokenizer's vocabulary."""
     pred = _predicted(spec, cfg, flash_attn)
-    return (pred["model buffer"] + pred["cpu repack buffer"] + llamacpp_vocab_bytes(spec) + pred["KV cache"]
-            + pred["compute buffer"] + llamacpp_output_bytes(spec, cfg.n_ubatch))
+    return (
+        pred["model buffer"]
+        + pred["cpu repack buffer"]
+        + llamacpp_vocab_bytes(spec)
+        + pred["KV cache"]
+        + pred["compute buffer"]
+        + llamacpp_output_bytes(spec, cfg.n_ubatch)
+    )
 
 
 def verify_llamacpp(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = True) -> dict[str, Any]:
@@ -92,12 +117,21 @@ def verify_llamacpp(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = T
         raise UsageError(f"{spec.name} has no local GGUF file to load", "--verify needs a GGUF file or `embedded`")
     rep, measured, load_s = measure_llamacpp(spec.path, cfg, flash_attn)
     checks = _checks_from_report(_predicted(spec, cfg, flash_attn), rep, "llama.cpp log")
-    checks.append(ComponentCheck(
-        "process memory", predicted_process_bytes(spec, cfg, flash_attn), measured,
-        "RSS growth (psutil, fresh process) over loading, creating the context and decoding one micro-batch "
-        "with all logits"))
-    return {"settings": vars(cfg) | {"flash_attn": flash_attn}, "load_s": load_s,
-            "checks": [c.to_dict() for c in checks], "llama_cpp_reported": rep.to_dict()}
+    checks.append(
+        ComponentCheck(
+            "process memory",
+            predicted_process_bytes(spec, cfg, flash_attn),
+            measured,
+            "RSS growth (psutil, fresh process) over loading, creating the context and decoding one micro-batch "
+            "with all logits",
+        )
+    )
+    return {
+        "settings": vars(cfg) | {"flash_attn": flash_attn},
+        "load_s": load_s,
+        "checks": [c.to_dict() for c in checks],
+        "llama_cpp_reported": rep.to_dict(),
+    }
 
 
 def _ggml_type(name: str) -> int:
@@ -142,11 +176,20 @@ def compare_log(spec: ModelSpec, path: Path, req: FitRequest | None = None) -> d
     if "llama_kv_cache" in text or "load_tensors" in text:
         s = parse_llama_context_settings(text)
         if "n_ctx" not in s:
-            raise UsageError(f"{path} has llama.cpp lines but no 'llama_context: n_ctx = ...'",
-                             "capture the whole startup log (llama-server prints it at start)")
+            raise UsageError(
+                f"{path} has llama.cpp lines but no 'llama_context: n_ctx = ...'",
+                "capture the whole startup log (llama-server prints it at start)",
+            )
         unified = s.get("kv_unified") == "true"
-        cfg = LlamaCppKVConfig(s["n_ctx"], s.get("n_seq_max", 1), s["type_k"], s["type_v"], kv_unified=unified,
-                               swa_full=s["swa_full"], n_ubatch=s.get("n_ubatch", 512))
+        cfg = LlamaCppKVConfig(
+            s["n_ctx"],
+            s.get("n_seq_max", 1),
+            s["type_k"],
+            s["type_v"],
+            kv_unified=unified,
+            swa_full=s["swa_full"],
+            n_ubatch=s.get("n_ubatch", 512),
+        )
         fa = s.get("flash_attn", "enabled") not in ("disabled", "0", "false")
         rep = parse_llama_log(text)
         checks = _checks_from_report(_predicted(spec, cfg, fa), rep, f"llama.cpp log {path.name}")
@@ -156,11 +199,22 @@ def compare_log(spec: ModelSpec, path: Path, req: FitRequest | None = None) -> d
         out: dict[str, Any] = {"engine": "vllm", "logged": v, "checks": []}
         if req is not None and req.gpus and "kv_capacity_tokens" in v:
             p = plan(spec, replace(req, engine="vllm", n_ctx=v.get("max_model_len", req.n_ctx)))
-            out["checks"].append(ComponentCheck("KV capacity (tokens)", p.kv_capacity_tokens or 0,
-                                                v["kv_capacity_tokens"], f"vLLM log {path.name}").to_dict())
+            out["checks"].append(
+                ComponentCheck(
+                    "KV capacity (tokens)", p.kv_capacity_tokens or 0, v["kv_capacity_tokens"], f"vLLM log {path.name}"
+                ).to_dict()
+            )
             if "weights_bytes" in v:
-                out["checks"].append(ComponentCheck("weights per GPU", p.weights_bytes // max(1, len(p.per_device)),
-                                                    v["weights_bytes"], f"vLLM log {path.name}").to_dict())
+                out["checks"].append(
+                    ComponentCheck(
+                        "weights per GPU",
+                        p.weights_bytes // max(1, len(p.per_device)),
+                        v["weights_bytes"],
+                        f"vLLM log {path.name}",
+                    ).to_dict()
+                )
         return out
-    raise UsageError(f"{path} is neither a llama.cpp nor a vLLM startup log",
-                     "pass the log llama-server/llama-cli or `vllm serve` printed while starting")
+    raise UsageError(
+        f"{path} is neither a llama.cpp nor a vLLM startup log",
+        "pass the log llama-server/llama-cli or `vllm serve` printed while starting",
+    )

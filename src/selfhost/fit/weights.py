@@ -8,8 +8,15 @@ from dataclasses import dataclass
 from selfhost.errors import UsageError
 from selfhost.models.spec import ModelSpec
 
-__all__ = ["FILE_BPW", "QUANT_ORDER", "WeightsPlan", "weights_plan", "layer_bytes", "cpu_repack_bytes",
-           "CPU_REPACK_TYPES"]
+__all__ = [
+    "FILE_BPW",
+    "QUANT_ORDER",
+    "WeightsPlan",
+    "weights_plan",
+    "layer_bytes",
+    "cpu_repack_bytes",
+    "CPU_REPACK_TYPES",
+]
 
 # Whole-file bits per weight of llama.cpp quantizations, measured on Llama-3.1-8B (embeddings and output
 # keep higher precision, which is why these exceed the block sizes). Source: llama.cpp
@@ -56,8 +63,12 @@ def weights_plan(spec: ModelSpec, quant: str | None = None) -> WeightsPlan:
     if q not in FILE_BPW:
         raise UsageError(f"unknown quantization {quant!r}", f"valid: {', '.join(FILE_BPW)}")
     total = spec.parameters - int(spec.extra.get("vision_parameters") or 0)
-    return WeightsPlan(q, int(total * FILE_BPW[q] / 8), False,
-                       f"{total:,} parameters × {FILE_BPW[q]} bits (llama.cpp tools/quantize/README.md, Llama-3.1-8B)")
+    return WeightsPlan(
+        q,
+        int(total * FILE_BPW[q] / 8),
+        False,
+        f"{total:,} parameters × {FILE_BPW[q]} bits (llama.cpp tools/quantize/README.md, Llama-3.1-8B)",
+    )
 
 
 def layer_bytes(spec: ModelSpec) -> tuple[list[int], int]:

@@ -34,8 +34,16 @@ class Device:
 def device_catalog() -> tuple[Device, ...]:
     raw = json.loads(resources.files("selfhost.hardware").joinpath("data/gpus.json").read_text(encoding="utf-8"))
     return tuple(
-        Device(d["name"], d["kind"], int(d["memory_bytes"]), d["bandwidth_gb_s"] * 1e9, d["fp16_tflops"] * 1e12,
-               d["source_url"], d.get("board_power_w"), d.get("note"))
+        Device(
+            d["name"],
+            d["kind"],
+            int(d["memory_bytes"]),
+            d["bandwidth_gb_s"] * 1e9,
+            d["fp16_tflops"] * 1e12,
+            d["source_url"],
+            d.get("board_power_w"),
+            d.get("note"),
+        )
         for d in raw["devices"]
     )
 
@@ -58,5 +66,7 @@ def find_device(name: str) -> Device:
     names = sorted({index[c] for c in close})
     raise UsageError(
         f"unknown GPU {name!r}",
-        (f"did you mean {', '.join(names)}? " if names else "") + "known: " + ", ".join(d.name for d in device_catalog()),
+        (f"did you mean {', '.join(names)}? " if names else "")
+        + "known: "
+        + ", ".join(d.name for d in device_catalog()),
     )

@@ -13,8 +13,15 @@ __all__ = ["select_devices", "host_device"]
 
 def host_device(bandwidth: float | None = None) -> Device:
     vm = psutil.virtual_memory()
-    return Device("this machine's RAM", "cpu", int(vm.total), bandwidth, None, "measured on this machine (psutil)",
-                  free_bytes=int(vm.available))
+    return Device(
+        "this machine's RAM",
+        "cpu",
+        int(vm.total),
+        bandwidth,
+        None,
+        "measured on this machine (psutil)",
+        free_bytes=int(vm.available),
+    )
 
 
 def select_devices(gpu: str | None, count: int = 1) -> tuple[Device, ...]:
@@ -28,10 +35,17 @@ def select_devices(gpu: str | None, count: int = 1) -> tuple[Device, ...]:
         out = []
         for g in detected:
             match = _catalog_match(g.name)
-            out.append(Device(g.name, "gpu", g.memory_total_bytes, match.bandwidth_bytes_per_s if match else None,
-                              match.fp16_flops if match else None, "detected with NVML"
-                              + (f"; bandwidth/FLOPs from {match.source}" if match else ""),
-                              free_bytes=g.memory_free_bytes))
+            out.append(
+                Device(
+                    g.name,
+                    "gpu",
+                    g.memory_total_bytes,
+                    match.bandwidth_bytes_per_s if match else None,
+                    match.fp16_flops if match else None,
+                    "detected with NVML" + (f"; bandwidth/FLOPs from {match.source}" if match else ""),
+                    free_bytes=g.memory_free_bytes,
+                )
+            )
         return tuple(out)
     d = find_device(gpu)
     return (d,) * count

@@ -255,8 +255,7 @@ def _parse(p: Path, mm: mmap.mmap, size: int) -> GGUFFile:
         offset = data_offset + rel_offset
         if offset + n_bytes > size:
             raise CorruptModelError(
-                f"{p} is truncated: tensor {name!r} needs bytes up to {offset + n_bytes:,} "
-                f"but the file has {size:,}",
+                f"{p} is truncated: tensor {name!r} needs bytes up to {offset + n_bytes:,} but the file has {size:,}",
                 "the download or copy was cut short; fetch the file again",
             )
         tensors.append(GGUFTensor(name, qtype.name, type_id, shape, n_elements, n_bytes, offset))

@@ -72,8 +72,11 @@ def spec_from_gguf_file(g: GGUFFile, source: str = "gguf") -> ModelSpec:
     n_heads_raw = key("attention.head_count")
     hidden = key("embedding_length")
     if n_layers is None or n_heads_raw is None or hidden is None:
-        missing = [k for k, v in (("block_count", n_layers), ("attention.head_count", n_heads_raw),
-                                  ("embedding_length", hidden)) if v is None]
+        missing = [
+            k
+            for k, v in (("block_count", n_layers), ("attention.head_count", n_heads_raw), ("embedding_length", hidden))
+            if v is None
+        ]
         raise UnsupportedModelError(
             f"{g.path} (architecture {arch!r}) lacks attention facts: no {', '.join(arch + '.' + m for m in missing)}",
             "this is not a decoder LLM selfhost can plan for, or its GGUF is incomplete",
@@ -185,9 +188,13 @@ def spec_from_gguf_file(g: GGUFFile, source: str = "gguf") -> ModelSpec:
         tokenizer=tok,
         chat_template=g.get("tokenizer.chat_template"),
         derived=derived,
-        extra={"gguf_version": g.version, "alignment": g.alignment, "data_offset": g.data_offset,
-               "n_merges": g.array_lengths.get("tokenizer.ggml.merges", 0),
-               "n_vocab_tokens": len(tokens) if isinstance(tokens, list) else vocab},
+        extra={
+            "gguf_version": g.version,
+            "alignment": g.alignment,
+            "data_offset": g.data_offset,
+            "n_merges": g.array_lengths.get("tokenizer.ggml.merges", 0),
+            "n_vocab_tokens": len(tokens) if isinstance(tokens, list) else vocab,
+        },
     )
 
 

@@ -18,8 +18,14 @@ from selfhost.errors import CorruptModelError, ModelNotFoundError
 from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.models.spec import ModelSpec
 
-__all__ = ["OllamaModel", "ollama_root", "parse_ollama_name", "find_ollama_model", "list_ollama_models",
-           "spec_from_ollama"]
+__all__ = [
+    "OllamaModel",
+    "ollama_root",
+    "parse_ollama_name",
+    "find_ollama_model",
+    "list_ollama_models",
+    "spec_from_ollama",
+]
 
 DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
@@ -62,8 +68,11 @@ def parse_ollama_name(name: str) -> tuple[str, str, str, str]:
 
 
 def _display(host: str, ns: str, model: str, tag: str) -> str:
-    prefix = "" if host == DEFAULT_HOST and ns == DEFAULT_NAMESPACE else (
-        f"{ns}/" if host == DEFAULT_HOST else f"{host}/{ns}/")
+    prefix = (
+        ""
+        if host == DEFAULT_HOST and ns == DEFAULT_NAMESPACE
+        else (f"{ns}/" if host == DEFAULT_HOST else f"{host}/{ns}/")
+    )
     return f"{prefix}{model}:{tag}"
 
 
@@ -91,8 +100,14 @@ def _load(root: Path, manifest: Path, display: str) -> OllamaModel:
         return p.read_text(encoding="utf-8") if p and p.exists() else None
 
     params_text = text(MEDIA_PARAMS)
-    return OllamaModel(display, manifest, model_blob, text(MEDIA_TEMPLATE), text(MEDIA_SYSTEM),
-                       json.loads(params_text) if params_text else {})
+    return OllamaModel(
+        display,
+        manifest,
+        model_blob,
+        text(MEDIA_TEMPLATE),
+        text(MEDIA_SYSTEM),
+        json.loads(params_text) if params_text else {},
+    )
 
 
 def find_ollama_model(name: str, root: Path | None = None) -> OllamaModel:
@@ -101,7 +116,9 @@ def find_ollama_model(name: str, root: Path | None = None) -> OllamaModel:
     manifest = root / "manifests" / host / ns / model / tag
     if not manifest.exists():
         known = [m.name for m in list_ollama_models(root)]
-        hint = f"models in {root}: {', '.join(known)}" if known else f"no models under {root}; `ollama pull {model}` first"
+        hint = (
+            f"models in {root}: {', '.join(known)}" if known else f"no models under {root}; `ollama pull {model}` first"
+        )
         raise ModelNotFoundError(f"no Ollama model {_display(host, ns, model, tag)} in {root}", hint)
     return _load(root, manifest, _display(host, ns, model, tag))
 
@@ -128,6 +145,12 @@ def spec_from_ollama(name: str, root: Path | None = None) -> ModelSpec:
     m = find_ollama_model(name, root)
     spec = spec_from_gguf(m.model_blob, source="ollama")
     spec.name = m.name
-    spec.extra.update({"ollama_template": m.template, "ollama_system": m.system, "ollama_params": m.params,
-                       "ollama_manifest": str(m.manifest)})
+    spec.extra.update(
+        {
+            "ollama_template": m.template,
+            "ollama_system": m.system,
+            "ollama_params": m.params,
+            "ollama_manifest": str(m.manifest),
+        }
+    )
     return spec

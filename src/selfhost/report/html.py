@@ -20,8 +20,11 @@ details pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em}
 
 
 def render_html(report: Report) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>",
-             f"<style>{_CSS}</style></head><body><h1>{escape(report.title)}</h1>", "<table>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{escape(report.title)}</h1>",
+        "<table>",
+    ]
     for k, v in report.meta.items():
         parts.append(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>")
     parts.append("</table>")

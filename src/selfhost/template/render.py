@@ -37,8 +37,13 @@ def _raise_exception(message: str) -> NoReturn:
     raise TemplateRaised(f"the chat template refused the conversation: {message}")
 
 
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
-            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
     return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
@@ -62,15 +67,18 @@ def render_chat(
 ) -> str:
     try:
         compiled = _compile(template)
-        return str(compiled.render(
-            messages=list(messages),
-            add_generation_prompt=add_generation_prompt,
-            bos_token=bos_token or "",
-            eos_token=eos_token or "",
-            **variables,
-        ))
+        return str(
+            compiled.render(
+                messages=list(messages),
+                add_generation_prompt=add_generation_prompt,
+                bos_token=bos_token or "",
+                eos_token=eos_token or "",
+                **variables,
+            )
+        )
     except SelfhostError:
         raise
     except TemplateError as exc:
-        raise TemplateRenderError(f"chat template failed: {type(exc).__name__}: {exc}",
-                                  "the model's chat template is broken or unsupported") from None
+        raise TemplateRenderError(
+            f"chat template failed: {type(exc).__name__}: {exc}", "the model's chat template is broken or unsupported"
+        ) from None

@@ -36,8 +36,9 @@ demo: install
 test: install-test
 	$(VENV)/bin/python -m pytest -q
 
-# Style and types (not part of `make test`; needs `pip install ruff mypy` in .venv).
+# Style and types (not part of `make test`).
 lint: install
+	$(PIPI) -e '.[dev]'
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src

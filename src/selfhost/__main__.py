@@ -1,3 +1,5 @@
 from selfhost.cli.main import main
 
-raise SystemExit(main())
+# Guarded: multiprocessing's spawn start method re-imports the main module in its workers.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -85,3 +85,25 @@ def test_check_fit_section_is_checked_against_llama_cpp(
     assert fit["kv_bytes_per_token_measured"] == fit["kv_bytes_per_token_predicted"] == 30 * 2 * 3 * 64 * 2
     assert fit["plan"]["fits"] and fit["host_bandwidth_bytes_per_s"] > 0
     assert 0 < fit["measured_decode_fraction_of_bound"] < 1.5
+
+
+def test_ctrl_c_keeps_finished_sections(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "report.json"
+    proc = subprocess.Popen([sys.executable, "-m", "selfhost", "check", "-o", str(tmp_path / "r.html"),
+                             "--json-output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the first sections are on disk, then interrupt
+        if out.exists() and "load" in json.loads(out.read_text())["sections"]:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    report = json.loads(out.read_text())
+    assert report["meta"]["interrupted"].startswith("during: ")
+    assert {"model", "host", "load"} <= set(report["sections"])
+    assert (tmp_path / "r.html").read_text().count("<section") == len(report["sections"])

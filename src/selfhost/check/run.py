@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from selfhost import __version__
+from selfhost.backends.base import GenerationParams
 from selfhost.backends.llamacpp import LlamaCppBackend
 from selfhost.check.sections import (
     DEFAULT_PROMPTS,
@@ -20,7 +21,7 @@ from selfhost.check.sections import (
 from selfhost.hardware.detect import detect_host
 from selfhost.hardware.membw import measure_memory_bandwidth
 from selfhost.models.resolve import resolve_model
-from selfhost.report.section import Report
+from selfhost.report.section import Report, Section
 
 __all__ = ["CheckConfig", "run_check"]
 
@@ -34,9 +35,27 @@ class CheckConfig:
     n_threads: int | None = None
 
 
-def run_check(cfg: CheckConfig, step: Callable[[str], None] = lambda _: None) -> Report:
+def run_check(
+    cfg: CheckConfig,
+    step: Callable[[str], None] = lambda _: None,
+    on_update: Callable[[Report], None] = lambda _: None,
+) -> Report:
+    """Run every section; `on_update` sees the report after each one, so callers can keep it on disk.
+    On Ctrl-C the report is marked interrupted, handed to `on_update` once more, and the interrupt re-raised."""
     t0 = time.perf_counter()
-    step("reading model facts")
+    current = "reading model facts"
+
+    def begin(what: str) -> None:
+        nonlocal current
+        current = what
+        step(what)
+
+    def add(section: Section) -> None:
+        report.add(section)
+        report.meta["check_s"] = round(time.perf_counter() - t0, 3)
+        on_update(report)
+
+    begin(current)
     spec = resolve_model(cfg.model)
     report = Report(
         title=f"selfhost check: {spec.name}",
@@ -44,32 +63,37 @@ def run_check(cfg: CheckConfig, step: Callable[[str], None] = lambda _: None) ->
             "selfhost_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_argument": cfg.model or "embedded",
+            "skipped": [],
         },
     )
-    report.add(model_section(spec))
-    step("looking at this machine")
-    report.add(host_section(detect_host()))
-    skipped: list[str] = []
-    if spec.path is not None and spec.source in ("gguf", "embedded", "ollama"):
-        step("loading the model in llama.cpp")
-        with LlamaCppBackend(spec.path, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, spec=spec) as backend:
-            report.add(load_section(backend))
-            step("generating")
-            from selfhost.backends.base import GenerationParams
-
-            gen = generation_section(backend, cfg.prompts, GenerationParams(max_tokens=cfg.max_tokens))
-            report.add(gen)
-        step("planning memory and checking the plan against llama.cpp")
-        report.add(
-            fit_section(
-                spec,
-                cfg.n_ctx,
-                measure_memory_bandwidth(),
-                measured_decode_tokens_per_s=gen.data.get("decode_tokens_per_s_median"),
+    try:
+        add(model_section(spec))
+        begin("looking at this machine")
+        add(host_section(detect_host()))
+        if spec.path is not None and spec.source in ("gguf", "embedded", "ollama"):
+            begin("loading the model in llama.cpp")
+            with LlamaCppBackend(spec.path, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, spec=spec) as backend:
+                add(load_section(backend))
+                begin("generating")
+                gen = generation_section(backend, cfg.prompts, GenerationParams(max_tokens=cfg.max_tokens))
+                add(gen)
+            begin("planning memory and checking the plan against llama.cpp")
+            add(
+                fit_section(
+                    spec,
+                    cfg.n_ctx,
+                    measure_memory_bandwidth(),
+                    measured_decode_tokens_per_s=gen.data.get("decode_tokens_per_s_median"),
+                )
             )
-        )
-    else:
-        skipped.append(f"load and generation: {spec.source} source has no local GGUF weights to run")
-    report.meta["skipped"] = skipped
+        else:
+            report.meta["skipped"].append(
+                f"load, generation and fit: {spec.source} source has no local GGUF weights to run"
+            )
+    except KeyboardInterrupt:
+        report.meta["interrupted"] = f"during: {current}"
+        on_update(report)
+        raise
     report.meta["check_s"] = round(time.perf_counter() - t0, 3)
+    on_update(report)
     return report

@@ -49,15 +49,23 @@ def check(
 
     from selfhost.check.run import CheckConfig, run_check
     from selfhost.report.html import write_html
+    from selfhost.report.section import Report
 
     cfg = CheckConfig(model=model, n_ctx=n_ctx, max_tokens=max_tokens, n_threads=threads)
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr, transient=True
-    ) as progress:
-        task = progress.add_task("starting", total=None)
-        report = run_check(cfg, step=lambda s: progress.update(task, description=s))
-    report.write_json(json_path)
-    write_html(report, html_path)
+
+    def save(report: Report) -> None:  # after every section: an interrupted run keeps what it measured
+        report.write_json(json_path)
+        write_html(report, html_path)
+
+    try:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr, transient=True
+        ) as progress:
+            task = progress.add_task("starting", total=None)
+            report = run_check(cfg, step=lambda s: progress.update(task, description=s), on_update=save)
+    except KeyboardInterrupt:
+        stderr.print(f"interrupted: the sections finished so far are in {html_path} and {json_path}")
+        raise
     if as_json:
         print_json(report.to_dict() | {"report_html": str(html_path), "report_json": str(json_path)})
         return

@@ -92,8 +92,12 @@ def test_ctrl_c_keeps_finished_sections(tmp_path: Path) -> None:
     import time
 
     out = tmp_path / "report.json"
-    proc = subprocess.Popen([sys.executable, "-m", "selfhost", "check", "-o", str(tmp_path / "r.html"),
-                             "--json-output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "selfhost", "check", "-o", str(tmp_path / "r.html"), "--json-output", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the first sections are on disk, then interrupt
         if out.exists() and "load" in json.loads(out.read_text())["sections"]:

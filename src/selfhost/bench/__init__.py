@@ -1,0 +1,1 @@
+"""`selfhost bench`: load generation and latency/throughput metrics defined in DESIGN.md §3."""

@@ -1,0 +1,211 @@
+"""A benchmark run: check the target, build the workload, drive the load, stream records, summarize."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from selfhost.bench.client import RequestRecord, send_request
+from selfhost.bench.load import LoadSpec, LoadStats, run_load
+from selfhost.bench.metrics import summarize
+from selfhost.bench.wire import Api, build_request
+from selfhost.bench.workload import Prompt, jsonl_prompts, synthetic_prompts
+from selfhost.errors import BackendError, UsageError
+
+__all__ = ["BenchConfig", "run_bench", "probe_target", "run_sweep"]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    url: str
+    api: Api = "openai-chat"
+    model: str | None = None
+    load: LoadSpec = field(default_factory=LoadSpec)
+    input_tokens: int = 128
+    output_tokens: int = 64
+    prompts_file: Path | None = None
+    shared_prefix_tokens: int = 0
+    api_key: str | None = None
+    timeout_s: float = 600.0
+    records_path: Path = Path("bench-requests.jsonl")
+    slo: dict[str, float] | None = None
+    ignore_eos: bool = True
+
+
+def _base(url: str) -> str:
+    url = url.rstrip("/")
+    for suffix in ("/v1/chat/completions", "/v1/completions", "/v1", "/api/chat", "/api/generate"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url
+
+
+async def probe_target(session: aiohttp.ClientSession, url: str, api: Api, headers: dict[str, str]) -> str:
+    """The served model's name; a one-line error naming the fix when the target is not an LLM server."""
+    path = "/api/tags" if api.startswith("ollama") else "/v1/models"
+    try:
+        async with session.get(url + path, headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as r:
+            if r.status in (401, 403):
+                raise BackendError(
+                    f"{url} refused the request (HTTP {r.status}): it needs an API key",
+                    "pass --api-key KEY or set OPENAI_API_KEY",
+                )
+            if r.status == 404:
+                other = "--api openai" if api.startswith("ollama") else "--api ollama"
+                raise BackendError(
+                    f"{url}{path} answered 404: not an {'Ollama' if 'ollama' in api else 'OpenAI-compatible'} "
+                    "server at this base URL",
+                    f"pass the server's base URL (no /v1 path), or {other}",
+                )
+            if r.status >= 400:
+                raise BackendError(
+                    f"{url}{path} answered HTTP {r.status}", "check the URL and that the server is healthy"
+                )
+            try:
+                data = await r.json(content_type=None)
+            except (json.JSONDecodeError, aiohttp.ContentTypeError, UnicodeDecodeError):
+                raise BackendError(
+                    f"{url}{path} did not answer JSON: not an LLM server",
+                    "point selfhost bench at an OpenAI-compatible or Ollama server",
+                ) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise BackendError(
+            f"cannot connect to {url}: {exc.os_error.strerror if exc.os_error else exc}",
+            "is the server running? start one with `selfhost serve`",
+        ) from None
+    except TimeoutError:
+        raise BackendError(f"{url} did not answer within 10 s", "check the URL and the server") from None
+    models = data.get("models") if api.startswith("ollama") else data.get("data")
+    if not isinstance(models, list):
+        raise BackendError(
+            f"{url}{path} answered JSON without a model list: not an LLM server",
+            "point selfhost bench at an OpenAI-compatible or Ollama server",
+        )
+    if not models:
+        raise BackendError(f"{url} serves no models", "load a model first (ollama pull / --model)")
+    first = models[0]
+    return str(first.get("name") or first.get("model") or first.get("id"))
+
+
+def _prompts(cfg: BenchConfig, n: int, count_tokens: Callable[[str], int] | None) -> list[Prompt]:
+    if cfg.prompts_file is not None:
+        return jsonl_prompts(cfg.prompts_file, cfg.output_tokens)
+    return synthetic_prompts(
+        min(n, 4096),
+        cfg.input_tokens,
+        cfg.output_tokens,
+        seed=cfg.load.seed,
+        count_tokens=count_tokens,
+        shared_prefix_tokens=cfg.shared_prefix_tokens,
+    )
+
+
+async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> dict[str, Any]:
+    url = _base(cfg.url)
+    key = cfg.api_key or os.environ.get("OPENAI_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    conn = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+    # A large read buffer: a 64 KiB one throttled vLLM's own client at long outputs (vllm#39963).
+    async with aiohttp.ClientSession(
+        connector=conn, read_bufsize=2**20, timeout=aiohttp.ClientTimeout(total=cfg.timeout_s)
+    ) as session:
+        model = cfg.model or await probe_target(session, url, cfg.api, headers)
+        n = (cfg.load.requests or 1000) + cfg.load.warmup
+        prompts = _prompts(cfg, n, count_tokens)
+        records: list[RequestRecord] = []
+        cfg.records_path.parent.mkdir(parents=True, exist_ok=True)
+        interrupted = False
+        origin: list[float] = []
+        with open(cfg.records_path, "w", encoding="utf-8") as out:
+
+            async def execute(rec: RequestRecord) -> RequestRecord:
+                p = prompts[rec.id % len(prompts)]
+                path, body = build_request(cfg.api, model, p.content, p.max_tokens, ignore_eos=cfg.ignore_eos)
+                return await send_request(session, url, cfg.api, path, body, rec, headers, count_tokens)
+
+            def on_record(rec: RequestRecord) -> None:
+                records.append(rec)
+                if not origin:
+                    origin.append(rec.scheduled_t)
+                out.write(json.dumps(rec.to_json(origin[0])) + "\n")
+                out.flush()  # a crash or Ctrl-C loses nothing already finished
+
+            try:
+                load = await run_load(cfg.load, execute, on_record)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                interrupted = True
+                load = LoadStats()
+                if records:
+                    load.started = min(r.scheduled_t for r in records)
+                    load.finished = max(r.end_t for r in records)
+    summary = summarize(records, load, cfg.slo)
+    summary.update(
+        {
+            "target": url,
+            "api": cfg.api,
+            "model": model,
+            "records_path": str(cfg.records_path),
+            "load": {
+                "concurrency": cfg.load.concurrency,
+                "rate": cfg.load.rate,
+                "arrival": cfg.load.arrival,
+                "burstiness": cfg.load.burstiness,
+                "requests": cfg.load.requests,
+                "duration_s": cfg.load.duration_s,
+                "warmup": cfg.load.warmup,
+                "max_concurrency": cfg.load.max_concurrency,
+            },
+            "workload": {
+                "input_tokens": cfg.input_tokens,
+                "output_tokens": cfg.output_tokens,
+                "prompts_file": str(cfg.prompts_file) if cfg.prompts_file else None,
+                "shared_prefix_tokens": cfg.shared_prefix_tokens,
+                "input_tokens_counted_with": "model tokenizer" if count_tokens else "words (approximate)",
+            },
+            "interrupted": interrupted,
+            # time.perf_counter() of the first scheduled send: the records' times are relative to it
+            "clock_origin_perf_counter": origin[0] if origin else None,
+        }
+    )
+    return summary
+
+
+def _event_loop_run(coro: Any) -> Any:
+    """uvloop when installed (a faster loop is a more accurate client), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def run_bench(cfg: BenchConfig, count_tokens: Callable[[str], int] | None = None) -> dict[str, Any]:
+    if not cfg.url.startswith(("http://", "https://")):
+        raise UsageError(f"bench target {cfg.url!r} is not a URL", "pass http://HOST:PORT, or `embedded`")
+    return _event_loop_run(_run(cfg, count_tokens))
+
+
+def run_sweep(
+    cfg: BenchConfig, levels: list[int | float], by: str, count_tokens: Callable[[str], int] | None = None
+) -> list[dict[str, Any]]:
+    """One run per concurrency (by='concurrency') or rate (by='rate') level; records go to one file per level."""
+    out = []
+    for level in levels:
+        load = (
+            replace(cfg.load, concurrency=int(level), rate=None)
+            if by == "concurrency"
+            else replace(cfg.load, rate=float(level), concurrency=None)
+        )
+        path = cfg.records_path.with_name(f"{cfg.records_path.stem}-{by}{level}{cfg.records_path.suffix}")
+        s = run_bench(replace(cfg, load=load, records_path=path), count_tokens)
+        out.append(s)
+        if s["interrupted"]:
+            break
+    return out

@@ -1,0 +1,84 @@
+"""What to send: synthetic prompts of a controlled token length, or the user's JSONL prompts."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfhost.errors import UsageError
+
+__all__ = ["Prompt", "synthetic_prompts", "jsonl_prompts"]
+
+# Common English words: each is one token in most BPE vocabularies, which keeps lengths predictable
+# even without the model's tokenizer.
+_WORDS = (
+    "the time people way year day thing man world life hand part child eye woman place work week case "
+    "point number group problem fact water room mother area money story month right study book job word "
+    "business issue side kind head house service friend father power hour game line end member law car "
+    "city name team minute idea body information back parent face others level office door health person "
+    "art war history party result change morning reason research girl guy moment air teacher force"
+).split()
+
+
+@dataclass(frozen=True)
+class Prompt:
+    content: str | list[dict[str, Any]]  # text or chat messages
+    max_tokens: int
+    input_tokens: int | None = None  # as counted by the tokenizer, when one was given
+
+
+def synthetic_prompts(
+    n: int,
+    input_tokens: int,
+    output_tokens: int,
+    seed: int = 0,
+    count_tokens: Callable[[str], int] | None = None,
+    shared_prefix_tokens: int = 0,
+) -> list[Prompt]:
+    """n distinct prompts of `input_tokens` tokens (exact with `count_tokens`, else ~1 token per word).
+    With shared_prefix_tokens, every prompt starts with the same prefix (prefix-cache workloads)."""
+    rng = random.Random(seed)
+    prefix = " ".join(rng.choice(_WORDS) for _ in range(shared_prefix_tokens))
+    out = []
+    for i in range(n):
+        words = [f"{i}"] + [rng.choice(_WORDS) for _ in range(max(0, input_tokens - shared_prefix_tokens - 1))]
+        text = (prefix + " " if prefix else "") + " ".join(words)
+        counted = None
+        if count_tokens is not None:
+            counted = count_tokens(text)
+            while counted > input_tokens and len(words) > 1:  # trim to the exact budget
+                words.pop()
+                text = (prefix + " " if prefix else "") + " ".join(words)
+                counted = count_tokens(text)
+        out.append(Prompt(text, output_tokens, counted))
+    return out
+
+
+def jsonl_prompts(path: Path, default_max_tokens: int) -> list[Prompt]:
+    """One JSON object per line: {"prompt": "..."} or {"messages": [...]}, optional "max_tokens"."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg})",
+                    'each line must be {"prompt": "..."} or {"messages": [...]}',
+                ) from None
+            content = obj.get("messages") or obj.get("prompt") if isinstance(obj, dict) else None
+            if not content:
+                raise UsageError(
+                    f"{path}:{lineno}: no 'prompt' or 'messages' field",
+                    'each line must be {"prompt": "..."} or {"messages": [...]}',
+                )
+            out.append(Prompt(content, int(obj.get("max_tokens", default_max_tokens))))
+    if not out:
+        raise UsageError(f"{path} holds no prompts")
+    return out

@@ -1,0 +1,326 @@
+"""`selfhost bench`, `selfhost serve` and `selfhost mock-server`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from selfhost.cli.output import print_json, print_rows, stderr, stdout
+from selfhost.errors import UsageError
+
+API_CHOICES = {
+    "openai": "openai-chat",
+    "openai-chat": "openai-chat",
+    "openai-completions": "openai-completions",
+    "ollama": "ollama-chat",
+    "ollama-chat": "ollama-chat",
+    "ollama-generate": "ollama-generate",
+}
+
+
+def _levels(text: str | None, conv: Callable[[str], Any]) -> list[Any]:
+    if not text:
+        return []
+    try:
+        return [conv(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"cannot read {text!r} as a comma-separated list of numbers") from None
+
+
+def _slo(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        if k.strip() not in {f"{m}_p{p}" for m in ("ttft", "tpot", "e2e") for p in (50, 90, 99)}:
+            raise UsageError(f"unknown SLO {k!r}", "use e.g. ttft_p99=1.0,tpot_p99=0.1 (seconds)")
+        out[k.strip()] = float(v)
+    return out
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("target")
+@click.argument("more", nargs=-1)
+@click.option("--concurrency", default=None, help="Closed loop: requests in flight (comma list sweeps), default 1.")
+@click.option("--rate", default=None, help="Open loop: requests/s (comma list sweeps).")
+@click.option("--arrival", type=click.Choice(["poisson", "gamma", "constant"]), default="poisson", show_default=True)
+@click.option("--burstiness", type=float, default=1.0, show_default=True, help="Gamma shape (1 = Poisson).")
+@click.option("--max-concurrency", type=int, default=None, help="Open loop: cap on requests in flight.")
+@click.option("--requests", "n_requests", type=int, default=None, help="Requests per level (default 100).")
+@click.option("--duration", type=float, default=None, help="Seconds per level instead of a request count.")
+@click.option("--warmup", type=int, default=0, show_default=True, help="Requests sent first and not counted.")
+@click.option("--input-tokens", type=int, default=128, show_default=True)
+@click.option("--output-tokens", type=int, default=64, show_default=True)
+@click.option(
+    "--prompts",
+    "prompts_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help='JSONL: {"prompt": ...} or {"messages": [...]}, optional "max_tokens".',
+)
+@click.option("--shared-prefix", type=int, default=0, help="Tokens of a prefix shared by every prompt.")
+@click.option("--model", default=None, help="Model name to request (default: the server's first model).")
+@click.option("--api", type=click.Choice(sorted(API_CHOICES)), default="openai", show_default=True)
+@click.option("--api-key", default=None, help="Bearer token (default: $OPENAI_API_KEY).")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds before a request fails.")
+@click.option(
+    "--records",
+    "records_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-requests.jsonl"),
+    show_default=True,
+    help="Per-request JSONL, written as they end.",
+)
+@click.option("--slo", default=None, help="Goodput targets, e.g. ttft_p99=1.0,tpot_p99=0.1 (seconds).")
+@click.option("--tokenizer", default=None, help="MODEL whose tokenizer sizes prompts and counts tokens.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench(
+    target: str,
+    more: tuple[str, ...],
+    concurrency: str | None,
+    rate: str | None,
+    arrival: str,
+    burstiness: float,
+    max_concurrency: int | None,
+    n_requests: int | None,
+    duration: float | None,
+    warmup: int,
+    input_tokens: int,
+    output_tokens: int,
+    prompts_file: Path | None,
+    shared_prefix: int,
+    model: str | None,
+    api: str,
+    api_key: str | None,
+    timeout: float,
+    records_path: Path,
+    slo: str | None,
+    tokenizer: str | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Latency and throughput of TARGET (a server URL, or `embedded` to serve the embedded model here).
+
+    `selfhost bench compare A.json B.json` shows saved `--json` results side by side."""
+    if target == "compare":
+        _compare([Path(p) for p in more], as_json)
+        return
+    if more:
+        raise UsageError(f"unexpected arguments: {' '.join(more)}")
+    from selfhost.bench.load import LoadSpec
+    from selfhost.bench.run import BenchConfig, run_sweep
+
+    conc = _levels(concurrency, int)
+    rates = _levels(rate, float)
+    if conc and rates:
+        raise UsageError(
+            "--concurrency and --rate are two kinds of load; pick one",
+            "closed loop: --concurrency N; open loop: --rate R [--max-concurrency N]",
+        )
+    if n_requests is None and duration is None:
+        n_requests = 100
+    load = LoadSpec(
+        concurrency=None if rates else (conc[0] if conc else 1),
+        rate=rates[0] if rates else None,
+        arrival=arrival,
+        burstiness=burstiness,
+        max_concurrency=max_concurrency,
+        requests=n_requests,
+        duration_s=duration,
+        warmup=warmup,
+        seed=seed,
+    )
+    cfg = BenchConfig(
+        url=target,
+        api=API_CHOICES[api],
+        model=model,
+        load=load,
+        input_tokens=input_tokens,  # type: ignore[arg-type]
+        output_tokens=output_tokens,
+        prompts_file=prompts_file,
+        shared_prefix_tokens=shared_prefix,
+        api_key=api_key,
+        timeout_s=timeout,
+        records_path=records_path,
+        slo=_slo(slo),
+    )
+    levels, by = (rates, "rate") if rates else (conc or [1], "concurrency")
+    count_tokens = None
+    server = None
+    if tokenizer or target == "embedded":
+        from selfhost.backends.tokenizer import gguf_token_counter
+        from selfhost.models.resolve import local_gguf_path, resolve_model
+
+        count_tokens = gguf_token_counter(local_gguf_path(resolve_model(tokenizer or None)))
+    try:
+        if target == "embedded":
+            from selfhost.backends.server import LlamaCppServer
+            from selfhost.models.embedded import embedded_path
+
+            stderr.print("starting llama-cpp-python's server with the embedded model on 127.0.0.1 ...")
+            server = LlamaCppServer(embedded_path(), n_ctx=max(2048, input_tokens + output_tokens + 64)).start()
+            from dataclasses import replace
+
+            cfg = replace(cfg, url=server.url)
+        runs = (
+            run_sweep(cfg, levels, by, count_tokens)
+            if len(levels) > 1
+            else [__import__("selfhost.bench.run", fromlist=["run_bench"]).run_bench(cfg, count_tokens)]
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    result = dict(runs[-1]) | ({"runs": runs} if len(runs) > 1 else {})
+    if as_json:
+        print_json(result)
+    else:
+        _print_runs(runs, by)
+    if any(r["interrupted"] for r in runs):
+        raise KeyboardInterrupt
+
+
+def _ms(d: dict[str, Any], k: str) -> str:
+    v = d.get(k)
+    return "-" if v is None else f"{v * 1000:.1f}"
+
+
+def _print_runs(runs: list[dict[str, Any]], by: str) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"selfhost bench: {runs[0]['target']} ({runs[0]['model']})", title_justify="left")
+    for col in (
+        by,
+        "ok",
+        "failed",
+        "TTFT p50/p99 ms",
+        "ITL p50/p99 ms",
+        "TPOT p50 ms",
+        "e2e p50 s",
+        "req/s",
+        "out tok/s",
+    ):
+        t.add_column(col, justify="right")
+    for r in runs:
+        level = r["load"]["rate"] if by == "rate" else r["load"]["concurrency"]
+        t.add_row(
+            str(level),
+            str(r["requests"]["completed"]),
+            str(r["requests"]["failed"]),
+            f"{_ms(r['ttft_s'], 'p50')} / {_ms(r['ttft_s'], 'p99')}",
+            f"{_ms(r['itl_s'], 'p50')} / {_ms(r['itl_s'], 'p99')}",
+            _ms(r["tpot_s"], "p50"),
+            f"{(r['e2e_s']['p50'] or 0):.2f}",
+            f"{r['requests_per_s']:.2f}",
+            f"{r['output_tokens_per_s']:.1f}",
+        )
+    stdout.print(t)
+    last = runs[-1]
+    failed = {k: v for k, v in last["requests"]["failed_by_class"].items() if v}
+    if failed:
+        stdout.print(f"failures by class: {failed}")
+    stdout.print(
+        f"[dim]output tokens from: {last['tokens_source']}; latency percentiles exclude failed requests; "
+        f"per-request records: {last['records_path']}[/]"
+    )
+    for w in last["warnings"]:
+        stdout.print(f"[yellow]warning:[/] {w}")
+
+
+def _compare(paths: list[Path], as_json: bool) -> None:
+    if len(paths) < 2:
+        raise UsageError("bench compare needs two or more saved --json results")
+    runs = []
+    for p in paths:
+        try:
+            runs.append(json.loads(p.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"{p}: not a saved `selfhost bench --json` result ({exc})") from None
+    keys = [("ttft_s", "p50"), ("ttft_s", "p99"), ("itl_s", "p50"), ("tpot_s", "p50"), ("e2e_s", "p50")]
+    rows = {f"{m} {p}": [r.get(m, {}).get(p) for r in runs] for m, p in keys}
+    rows["requests_per_s"] = [r.get("requests_per_s") for r in runs]
+    rows["output_tokens_per_s"] = [r.get("output_tokens_per_s") for r in runs]
+    if as_json:
+        print_json({"files": [str(p) for p in paths], "metrics": rows})
+        return
+    print_rows(
+        "compare: " + " vs ".join(p.name for p in paths),
+        [(k, "  |  ".join("-" if v is None else f"{v:.4g}" for v in vs)) for k, vs in rows.items()],
+    )
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--ctx", "n_ctx", type=int, default=4096, show_default=True)
+@click.option("--threads", type=int, default=None)
+def serve(model: str | None, host: str, port: int, n_ctx: int, threads: int | None) -> None:
+    """Serve MODEL (a GGUF; default: embedded) with llama-cpp-python's OpenAI-compatible server."""
+    from selfhost.backends.server import LlamaCppServer
+    from selfhost.models.resolve import local_gguf_path, resolve_model
+
+    spec = resolve_model(model)
+    server = LlamaCppServer(local_gguf_path(spec), host=host, port=port, n_ctx=n_ctx, n_threads=threads)
+    server.start()
+    stdout.print(f"serving {spec.name} at {server.url}/v1 (OpenAI-compatible); Ctrl-C stops it", highlight=False)
+    try:
+        while server.proc is not None and server.proc.poll() is None:
+            time.sleep(0.5)
+        raise UsageError("the server stopped by itself")
+    finally:
+        server.stop()
+
+
+@click.command("mock-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True, help="0 picks a free port.")
+@click.option("--ttft", type=float, default=0.2, show_default=True, help="Seconds to the first token.")
+@click.option("--itl", type=float, default=0.02, show_default=True, help="Seconds between tokens.")
+@click.option("--output-tokens", type=int, default=None, help="Tokens per response (default: the request's max).")
+@click.option("--tokens-per-chunk", type=int, default=1, show_default=True)
+@click.option("--reasoning-tokens", type=int, default=0, show_default=True)
+@click.option("--no-role-chunk", is_flag=True, help="Do not send a role-only first chunk.")
+@click.option("--fault", "faults", multiple=True, help="NAME=P: http_500, stall, disconnect, malformed, in_band_error.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def mock_server(
+    host: str,
+    port: int,
+    ttft: float,
+    itl: float,
+    output_tokens: int | None,
+    tokens_per_chunk: int,
+    reasoning_tokens: int,
+    no_role_chunk: bool,
+    faults: tuple[str, ...],
+    seed: int,
+) -> None:
+    """A deterministic OpenAI/Ollama-compatible server with a known TTFT/ITL schedule and injectable faults."""
+    from selfhost.bench.mock_server import FAULTS, MockConfig, serve
+
+    fault_map = {}
+    for f in faults:
+        name, _, p = f.partition("=")
+        if name not in FAULTS:
+            raise UsageError(f"unknown fault {name!r}", f"valid: {', '.join(FAULTS)}")
+        fault_map[name] = float(p or 0.1)
+    serve(
+        MockConfig(
+            ttft_s=ttft,
+            itl_s=itl,
+            output_tokens=output_tokens,
+            tokens_per_chunk=tokens_per_chunk,
+            role_chunk=not no_role_chunk,
+            reasoning_tokens=reasoning_tokens,
+            faults=fault_map,
+            seed=seed,
+        ),
+        host,
+        port,
+    )

@@ -146,9 +146,10 @@ def test_poisson_rate_and_distribution(mock_server: Callable[..., str], tmp_path
     sent = sorted(r["sent_t"] for r in records(tmp_path / "r.jsonl"))
     achieved = (n - 1) / (sent[-1] - sent[0])
     assert achieved == pytest.approx(rate, rel=0.02)
-    # Kolmogorov–Smirnov of the inter-arrival times actually sent against Exp(rate), at the 5 % level.
-    assert ks_exponential([b - a for a, b in itertools.pairwise(sent)], rate) < 1.36 / math.sqrt(n - 1)
-    assert s["queue_s"]["p99"] < 5 * MS  # the client kept its schedule
+    # Kolmogorov–Smirnov of the inter-arrival times actually sent against Exp(rate), at the 1 % level
+    # (critical value 1.63/sqrt(n); the 5 % one, 1.36/sqrt(n), is rejected by 1 in 20 true samples).
+    assert ks_exponential([b - a for a, b in itertools.pairwise(sent)], rate) < 1.63 / math.sqrt(n - 1)
+    assert s["queue_s"]["p50"] < 1 * MS and s["queue_s"]["p99"] < 10 * MS  # the client kept its schedule
 
 
 def ks_exponential(gaps: list[float], rate: float) -> float:

@@ -40,7 +40,7 @@ def test_check_writes_both_reports(check_run: tuple[subprocess.CompletedProcess[
     printed = json.loads(r.stdout)
     on_disk = json.loads((d / "report.json").read_text())
     assert printed["sections"] == on_disk["sections"]
-    assert list(on_disk["sections"]) == ["model", "host", "load", "generation", "fit"]
+    assert list(on_disk["sections"]) == ["model", "host", "load", "generation", "bench", "fit"]
 
 
 def test_check_numbers_are_measured(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -111,3 +111,15 @@ def test_ctrl_c_keeps_finished_sections(tmp_path: Path) -> None:
     assert report["meta"]["interrupted"].startswith("during: ")
     assert {"model", "host", "load"} <= set(report["sections"])
     assert (tmp_path / "r.html").read_text().count("<section") == len(report["sections"])
+
+
+def test_check_bench_section_is_a_real_http_run(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, d = check_run
+    runs = json.loads((d / "report.json").read_text())["sections"]["bench"]["runs"]
+    assert [r["load"]["concurrency"] for r in runs] == [1, 2, 4]
+    for r in runs:
+        assert r["requests"]["completed"] == 6 and r["requests"]["failed"] == 0
+        assert r["target"].startswith("http://127.0.0.1:")
+        assert Path(r["records_path"]).is_file() and r["records_path"].startswith(str(d))
+    # one request at a time on this server: waiting grows with concurrency
+    assert runs[2]["ttft_s"]["p50"] > runs[0]["ttft_s"]["p50"]

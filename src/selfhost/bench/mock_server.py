@@ -39,6 +39,7 @@ class MockConfig:
     role_chunk: bool = True  # OpenAI chat: a role-only first chunk, as vLLM and llama-server send
     reasoning_tokens: int = 0  # the first N tokens are sent as reasoning (reasoning_content / thinking)
     faults: dict[str, float] = field(default_factory=dict)  # fault -> probability
+    api_key: str | None = None  # when set, requests without `Authorization: Bearer <key>` get 401
     seed: int = 0
     model: str = "mock-llm"
     stall_s: float = 3600.0
@@ -77,6 +78,18 @@ async def _sleep_until(t: float) -> None:
 def make_app(cfg: MockConfig) -> web.Application:
     state = _State(cfg)
     app = web.Application()
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
+        if (
+            cfg.api_key
+            and request.path.startswith(("/v1/", "/api/"))
+            and request.headers.get("Authorization") != f"Bearer {cfg.api_key}"
+        ):
+            return web.json_response({"error": {"message": "invalid api key"}}, status=401)
+        return await handler(request)
+
+    app.middlewares.append(auth)
 
     async def models(_: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": cfg.model, "object": "model"}]})

@@ -6,12 +6,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from selfhost import __version__
 from selfhost.backends.base import GenerationParams
 from selfhost.backends.llamacpp import LlamaCppBackend
 from selfhost.check.sections import (
     DEFAULT_PROMPTS,
+    bench_section,
     fit_section,
     generation_section,
     host_section,
@@ -33,6 +35,7 @@ class CheckConfig:
     max_tokens: int = 64
     prompts: Sequence[str] = DEFAULT_PROMPTS
     n_threads: int | None = None
+    records_dir: Path = Path("selfhost-runs")
 
 
 def run_check(
@@ -77,6 +80,8 @@ def run_check(
                 begin("generating")
                 gen = generation_section(backend, cfg.prompts, GenerationParams(max_tokens=cfg.max_tokens))
                 add(gen)
+            begin("benchmarking the model through a real HTTP server")
+            add(bench_section(spec.path, cfg.records_dir))
             begin("planning memory and checking the plan against llama.cpp")
             add(
                 fit_section(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -18,7 +20,15 @@ from selfhost.report.plots import bar_chart, line_chart
 from selfhost.report.section import Section
 from selfhost.units import fmt_bytes, fmt_count, fmt_s
 
-__all__ = ["model_section", "host_section", "load_section", "generation_section", "DEFAULT_PROMPTS"]
+__all__ = [
+    "model_section",
+    "host_section",
+    "load_section",
+    "generation_section",
+    "fit_section",
+    "bench_section",
+    "DEFAULT_PROMPTS",
+]
 
 DEFAULT_PROMPTS: tuple[str, ...] = (
     "What is the capital of France? Answer in one sentence.",
@@ -305,3 +315,65 @@ def fit_section(
         "Decode ceiling = measured memory bandwidth ÷ bytes read per token (weights + KV); a bound, not a forecast.",
     ]
     return Section("fit", "Fit (memory plan, checked against llama.cpp)", d, rows, [plot], notes)
+
+
+def bench_section(
+    model_path: Path,
+    records_dir: Path,
+    levels: Sequence[int] = (1, 2, 4),
+    requests: int = 6,
+    input_tokens: int = 64,
+    output_tokens: int = 16,
+) -> Section:
+    """Latency and throughput through a real HTTP server (llama-cpp-python's) at several concurrencies."""
+    from selfhost.backends.server import LlamaCppServer
+    from selfhost.backends.tokenizer import gguf_token_counter
+    from selfhost.bench.load import LoadSpec
+    from selfhost.bench.run import BenchConfig, run_bench
+
+    count = gguf_token_counter(model_path)
+    runs = []
+    with LlamaCppServer(model_path, n_ctx=2048) as server:
+        for c in levels:
+            cfg = BenchConfig(
+                url=server.url,
+                load=LoadSpec(concurrency=c, requests=requests, warmup=1 if c == 1 else 0),
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                records_path=records_dir / f"bench-concurrency{c}.jsonl",
+            )
+            runs.append(run_bench(cfg, count))
+    rows = []
+    for r in runs:
+        c = r["load"]["concurrency"]
+        rows.append(
+            (
+                f"concurrency {c}",
+                f"TTFT p50 {fmt_s(r['ttft_s']['p50'])}, ITL p50 {fmt_s(r['itl_s']['p50'])}, "
+                f"{r['output_tokens_per_s']:.1f} output tok/s, {r['requests_per_s']:.2f} req/s, "
+                f"{r['requests']['failed']} failed",
+            )
+        )
+    cdf = []
+    for r, c in zip(runs, levels, strict=True):
+        recs = [json.loads(line) for line in Path(r["records_path"]).read_text().splitlines()]
+        ttfts = sorted(x["ttft_s"] for x in recs if x["status"] == "ok" and not x["warmup"])
+        cdf.append((f"concurrency {c}", ttfts, [100 * (i + 1) / len(ttfts) for i in range(len(ttfts))]))
+    plots = [
+        line_chart(
+            cdf, title="Time to first token: cumulative distribution", x_label="TTFT (s)", y_label="% of requests"
+        ),
+        line_chart(
+            [("output tokens/s", list(map(float, levels)), [r["output_tokens_per_s"] for r in runs])],
+            title="Throughput against concurrency",
+            x_label="concurrent requests",
+            y_label="output tokens/s",
+        ),
+    ]
+    notes = [
+        "Server: llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the embedded model (one request "
+        "at a time: extra concurrency waits, which TTFT shows). Latencies count from each request's scheduled "
+        "send time; output tokens counted with the model's tokenizer (this server sends no usage when "
+        "streaming); percentiles exclude failed requests."
+    ]
+    return Section("bench", "Serving latency and throughput (measured over HTTP)", {"runs": runs}, rows, plots, notes)

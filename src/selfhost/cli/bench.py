@@ -289,6 +289,7 @@ def serve(model: str | None, host: str, port: int, n_ctx: int, threads: int | No
 @click.option("--no-role-chunk", is_flag=True, help="Do not send a role-only first chunk.")
 @click.option("--fault", "faults", multiple=True, help="NAME=P: http_500, stall, disconnect, malformed, in_band_error.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--api-key", default=None, help="Require this bearer token (401 otherwise).")
 def mock_server(
     host: str,
     port: int,
@@ -300,6 +301,7 @@ def mock_server(
     no_role_chunk: bool,
     faults: tuple[str, ...],
     seed: int,
+    api_key: str | None,
 ) -> None:
     """A deterministic OpenAI/Ollama-compatible server with a known TTFT/ITL schedule and injectable faults."""
     from selfhost.bench.mock_server import FAULTS, MockConfig, serve
@@ -320,6 +322,7 @@ def mock_server(
             reasoning_tokens=reasoning_tokens,
             faults=fault_map,
             seed=seed,
+            api_key=api_key,
         ),
         host,
         port,

@@ -51,7 +51,13 @@ def check(
     from selfhost.report.html import write_html
     from selfhost.report.section import Report
 
-    cfg = CheckConfig(model=model, n_ctx=n_ctx, max_tokens=max_tokens, n_threads=threads)
+    cfg = CheckConfig(
+        model=model,
+        n_ctx=n_ctx,
+        max_tokens=max_tokens,
+        n_threads=threads,
+        records_dir=json_path.parent / "selfhost-runs",
+    )
 
     def save(report: Report) -> None:  # after every section: an interrupted run keeps what it measured
         report.write_json(json_path)

@@ -1,0 +1,147 @@
+"""`selfhost bench` through the real command: JSON contract, bad targets, compare, Ctrl-C, a real server."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_info_cli import _one_line_error, run
+
+CONTRACT = ["requests", "ttft_s", "itl_s", "tpot_s", "e2e_s", "output_tokens_per_s", "requests_per_s", "records_path"]
+
+
+def test_json_contract_and_records(mock_server: Callable[..., str], tmp_path: Path) -> None:
+    url = mock_server("--ttft", "0.05", "--itl", "0.005")
+    out = tmp_path / "req.jsonl"
+    r = run(
+        "bench", url, "--concurrency", "4", "--requests", "20", "--output-tokens", "8", "--records", str(out), "--json"
+    )
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert set(CONTRACT) <= set(d)
+    for m in ("ttft_s", "itl_s", "tpot_s", "e2e_s"):
+        assert set(d[m]) >= {"p50", "p90", "p99", "mean", "max"}
+    assert d["requests"]["completed"] == 20 and set(d["requests"]["failed_by_class"]) == {
+        "connect",
+        "timeout",
+        "http_4xx",
+        "http_5xx",
+        "stream_error",
+        "in_band_error",
+    }
+    assert d["records_path"] == str(out) and len(out.read_text().splitlines()) == 20
+
+
+def test_sweep_and_compare(mock_server: Callable[..., str], tmp_path: Path) -> None:
+    url = mock_server("--ttft", "0.02", "--itl", "0.002")
+    r = run(
+        "bench",
+        url,
+        "--concurrency",
+        "1,4",
+        "--requests",
+        "12",
+        "--output-tokens",
+        "4",
+        "--records",
+        str(tmp_path / "r.jsonl"),
+        "--json",
+    )
+    d = json.loads(r.stdout)
+    assert [x["load"]["concurrency"] for x in d["runs"]] == [1, 4]
+    assert (tmp_path / "r-concurrency1.jsonl").exists() and (tmp_path / "r-concurrency4.jsonl").exists()
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(d["runs"][0]))
+    b.write_text(json.dumps(d["runs"][1]))
+    c = json.loads(run("bench", "compare", str(a), str(b), "--json").stdout)
+    assert c["metrics"]["requests_per_s"] == [d["runs"][0]["requests_per_s"], d["runs"][1]["requests_per_s"]]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    """Any web server that is not an LLM server."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>hello</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_bad_targets(mock_server: Callable[..., str], html_server: str, tmp_path: Path) -> None:
+    rec = ["--records", str(tmp_path / "r.jsonl"), "--requests", "2"]
+    err = _one_line_error(run("bench", f"http://127.0.0.1:{_closed_port()}", *rec))
+    assert "cannot connect" in err and "selfhost serve" in err
+    url = mock_server("--api-key", "sekrit")
+    err = _one_line_error(run("bench", url, *rec))
+    assert "needs an API key" in err and "--api-key" in err
+    assert json.loads(run("bench", url, "--api-key", "sekrit", "--json", *rec).stdout)["requests"]["completed"] == 2
+    err = _one_line_error(run("bench", url + "/wrong/path", "--api-key", "sekrit", *rec))
+    assert "404" in err and "base URL" in err
+    err = _one_line_error(run("bench", html_server, *rec))
+    assert "not an LLM server" in err
+    assert "not a URL" in _one_line_error(run("bench", "localhost:8000", *rec))
+
+
+def test_ctrl_c_keeps_every_finished_request(mock_server: Callable[..., str], tmp_path: Path) -> None:
+    url = mock_server("--ttft", "0.05", "--itl", "0.01")
+    out = tmp_path / "r.jsonl"
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "selfhost",
+            "bench",
+            url,
+            "--concurrency",
+            "4",
+            "--requests",
+            "100000",
+            "--output-tokens",
+            "8",
+            "--records",
+            str(out),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 20):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=30)
+    assert p.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    summary = json.loads(stdout)
+    assert summary["interrupted"] is True
+    lines = out.read_text().splitlines()
+    assert summary["requests"]["total"] == len(lines) >= 20  # the summary covers exactly what was recorded

@@ -145,3 +145,32 @@ def test_ctrl_c_keeps_every_finished_request(mock_server: Callable[..., str], tm
     assert summary["interrupted"] is True
     lines = out.read_text().splitlines()
     assert summary["requests"]["total"] == len(lines) >= 20  # the summary covers exactly what was recorded
+
+
+def test_slo_search_finds_the_knee(mock_server: Callable[..., str], tmp_path: Path) -> None:
+    """Each request holds the server 0.1 + 9·0.01 ≈ 0.19 s and the client allows 4 in flight: ~21 req/s of
+    capacity. Above it, requests wait for a slot, and TTFT (counted from the schedule) blows past 0.3 s."""
+    url = mock_server("--ttft", "0.1", "--itl", "0.01")
+    r = run(
+        "bench",
+        url,
+        "--rate",
+        "8",
+        "--max-concurrency",
+        "4",
+        "--requests",
+        "40",
+        "--output-tokens",
+        "10",
+        "--slo",
+        "ttft_p99=0.3",
+        "--search-max",
+        "64",
+        "--records",
+        str(tmp_path / "r.jsonl"),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)["slo_search"]
+    assert d["best_level"] is not None and 8 <= d["best_level"] <= 24, d
+    assert d["first_failing_level"] is not None and d["first_failing_level"] > d["best_level"]

@@ -209,3 +209,63 @@ def run_sweep(
         if s["interrupted"]:
             break
     return out
+
+
+def search_slo(
+    cfg: BenchConfig,
+    by: str,
+    start: float,
+    limit: float,
+    count_tokens: Callable[[str], int] | None = None,
+    precision: float = 0.1,
+) -> dict[str, Any]:
+    """The highest concurrency (by='concurrency') or rate (by='rate') whose run meets every SLO in cfg.slo:
+    double from `start` until a run fails or `limit` is reached, then bisect between the last pass and the
+    first failure until they are within `precision` (relative) of each other."""
+    if not cfg.slo:
+        raise UsageError("an SLO search needs targets", "pass --slo, e.g. ttft_p99=1.0,tpot_p99=0.1")
+    runs: list[dict[str, Any]] = []
+
+    def probe(level: float) -> bool:
+        level = int(round(level)) if by == "concurrency" else level
+        load = (
+            replace(cfg.load, concurrency=int(level), rate=None)
+            if by == "concurrency"
+            else replace(cfg.load, rate=float(level), concurrency=None)
+        )
+        path = cfg.records_path.with_name(f"{cfg.records_path.stem}-{by}{level:g}{cfg.records_path.suffix}")
+        s = run_bench(replace(cfg, load=load, records_path=path), count_tokens)
+        s["level"] = level
+        runs.append(s)
+        if s["interrupted"]:
+            raise KeyboardInterrupt
+        return bool(s["slo_met"]) and s["requests"]["failed"] == 0
+
+    best: float | None = None
+    level = start
+    fail: float | None = None
+    while level <= limit:
+        if probe(level):
+            best = level
+            level *= 2
+        else:
+            fail = level
+            break
+    if best is not None and fail is not None:
+        lo, hi = best, fail
+        while hi / lo > 1 + precision and (by != "concurrency" or hi - lo > 1):
+            mid = (lo + hi) / 2
+            if probe(mid):
+                lo = mid
+            else:
+                hi = mid
+        best = lo
+    if best is not None and by == "concurrency":
+        best = int(round(best))
+    return {
+        "by": by,
+        "slo": cfg.slo,
+        "best_level": best,
+        "first_failing_level": fail,
+        "runs": sorted(runs, key=lambda r: r["level"]),
+    }

@@ -78,6 +78,12 @@ def _slo(text: str | None) -> dict[str, float] | None:
     help="Per-request JSONL, written as they end.",
 )
 @click.option("--slo", default=None, help="Goodput targets, e.g. ttft_p99=1.0,tpot_p99=0.1 (seconds).")
+@click.option(
+    "--search-max",
+    type=float,
+    default=None,
+    help="With --slo: find the highest concurrency/rate (up to this) meeting every SLO.",
+)
 @click.option("--tokenizer", default=None, help="MODEL whose tokenizer sizes prompts and counts tokens.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -102,6 +108,7 @@ def bench(
     timeout: float,
     records_path: Path,
     slo: str | None,
+    search_max: float | None,
     tokenizer: str | None,
     seed: int,
     as_json: bool,
@@ -115,7 +122,9 @@ def bench(
     if more:
         raise UsageError(f"unexpected arguments: {' '.join(more)}")
     from selfhost.bench.load import LoadSpec
-    from selfhost.bench.run import BenchConfig, run_sweep
+    from dataclasses import replace
+
+    from selfhost.bench.run import BenchConfig, run_bench, run_sweep, search_slo
 
     conc = _levels(concurrency, int)
     rates = _levels(rate, float)
@@ -166,22 +175,32 @@ def bench(
 
             stderr.print("starting llama-cpp-python's server with the embedded model on 127.0.0.1 ...")
             server = LlamaCppServer(embedded_path(), n_ctx=max(2048, input_tokens + output_tokens + 64)).start()
-            from dataclasses import replace
-
             cfg = replace(cfg, url=server.url)
-        runs = (
-            run_sweep(cfg, levels, by, count_tokens)
-            if len(levels) > 1
-            else [__import__("selfhost.bench.run", fromlist=["run_bench"]).run_bench(cfg, count_tokens)]
-        )
+        search = None
+        if search_max is not None:
+            search = search_slo(cfg, by, float(levels[0]), search_max, count_tokens)
+            runs = search["runs"]
+        elif len(levels) > 1:
+            runs = run_sweep(cfg, levels, by, count_tokens)
+        else:
+            runs = [run_bench(cfg, count_tokens)]
     finally:
         if server is not None:
             server.stop()
     result = dict(runs[-1]) | ({"runs": runs} if len(runs) > 1 else {})
+    if search is not None:
+        result["slo_search"] = {k: v for k, v in search.items() if k != "runs"}
     if as_json:
         print_json(result)
     else:
         _print_runs(runs, by)
+        if search is not None:
+            best = search["best_level"]
+            stdout.print(
+                f"highest {by} meeting {search['slo']}: [bold]{best}[/]"
+                if best is not None
+                else f"no {by} tried met {search['slo']}"
+            )
     if any(r["interrupted"] for r in runs):
         raise KeyboardInterrupt
 

@@ -44,8 +44,9 @@ def summarize(records: Sequence[RequestRecord], load: LoadStats, slo: dict[str, 
     sources = Counter(r.tokens_source for r in ok)
     lag = stats(load.loop_lag_s)
     warnings = []
-    if (lag["p99"] or 0) > 0.010:
-        warnings.append(f"client event-loop lag p99 {lag['p99'] * 1000:.1f} ms: the client may be the bottleneck")
+    lag_p99 = lag["p99"] or 0.0
+    if lag_p99 > 0.010:
+        warnings.append(f"client event-loop lag p99 {lag_p99 * 1000:.1f} ms: the client may be the bottleneck")
     if load.client_cpu_fraction > 0.8:
         warnings.append(f"client used {load.client_cpu_fraction * 100:.0f} % of a core: it may be the bottleneck")
     summary: dict[str, Any] = {

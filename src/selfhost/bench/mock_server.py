@@ -215,7 +215,8 @@ def make_app(cfg: MockConfig) -> web.Application:
                     done["message"] = {"role": "assistant", "content": ""}
                 await resp.write(json.dumps(done).encode() + b"\n")
             else:
-                finish = {"index": 0, "finish_reason": "length"} | ({"delta": {}} if chat else {"text": ""})
+                finish: dict[str, Any] = {"index": 0, "finish_reason": "length"}
+                finish.update({"delta": {}} if chat else {"text": ""})
                 await resp.write(
                     sse({"id": cid, "object": "chat.completion.chunk", "model": cfg.model, "choices": [finish]})
                 )
@@ -255,7 +256,7 @@ def serve(cfg: MockConfig, host: str = "127.0.0.1", port: int = 0) -> None:
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=4096)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        sockets = getattr(site._server, "sockets", None) or []
         bound = sockets[0].getsockname()[1] if sockets else port
         print(f"listening on http://{host}:{bound}", flush=True)
         try:

@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
+from selfhost.bench.wire import Api
 from selfhost.cli.output import print_json, print_rows, stderr, stdout
 from selfhost.errors import UsageError
 
-API_CHOICES = {
+API_CHOICES: dict[str, Api] = {
     "openai": "openai-chat",
     "openai-chat": "openai-chat",
     "openai-completions": "openai-completions",
@@ -121,9 +122,9 @@ def bench(
         return
     if more:
         raise UsageError(f"unexpected arguments: {' '.join(more)}")
-    from selfhost.bench.load import LoadSpec
     from dataclasses import replace
 
+    from selfhost.bench.load import LoadSpec
     from selfhost.bench.run import BenchConfig, run_bench, run_sweep, search_slo
 
     conc = _levels(concurrency, int)

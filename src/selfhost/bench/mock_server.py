@@ -216,7 +216,10 @@ def make_app(cfg: MockConfig) -> web.Application:
                 await resp.write(json.dumps(done).encode() + b"\n")
             else:
                 finish: dict[str, Any] = {"index": 0, "finish_reason": "length"}
-                finish.update({"delta": {}} if chat else {"text": ""})
+                if chat:
+                    finish["delta"] = {}
+                else:
+                    finish["text"] = ""
                 await resp.write(
                     sse({"id": cid, "object": "chat.completion.chunk", "model": cfg.model, "choices": [finish]})
                 )

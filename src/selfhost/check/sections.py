@@ -27,6 +27,7 @@ __all__ = [
     "generation_section",
     "fit_section",
     "bench_section",
+    "bench_runs_section",
     "DEFAULT_PROMPTS",
 ]
 
@@ -343,37 +344,53 @@ def bench_section(
                 records_path=records_dir / f"bench-concurrency{c}.jsonl",
             )
             runs.append(run_bench(cfg, count))
+    notes = [
+        "Server: llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the embedded model (one request "
+        "at a time: extra concurrency waits, which TTFT shows). Output tokens counted with the model's tokenizer "
+        "(this server sends no usage when streaming)."
+    ]
+    return bench_runs_section(runs, notes)
+
+
+def bench_runs_section(runs: Sequence[dict[str, Any]], notes: Sequence[str] = ()) -> Section:
+    """Tables and plots for one or more `bench` runs (a sweep over concurrency or rate)."""
+    by = "rate" if runs and runs[0]["load"].get("rate") else "concurrency"
+    levels = [float(r["load"][by] or 0) for r in runs]
     rows = []
-    for r in runs:
-        c = r["load"]["concurrency"]
+    cdf = []
+    for r, level in zip(runs, levels, strict=True):
+        name = f"{by} {level:g}"
         rows.append(
             (
-                f"concurrency {c}",
+                name,
                 f"TTFT p50 {fmt_s(r['ttft_s']['p50'])}, ITL p50 {fmt_s(r['itl_s']['p50'])}, "
                 f"{r['output_tokens_per_s']:.1f} output tok/s, {r['requests_per_s']:.2f} req/s, "
                 f"{r['requests']['failed']} failed",
             )
         )
-    cdf = []
-    for r, c in zip(runs, levels, strict=True):
         recs = [json.loads(line) for line in Path(r["records_path"]).read_text().splitlines()]
         ttfts = sorted(x["ttft_s"] for x in recs if x["status"] == "ok" and not x["warmup"])
-        cdf.append((f"concurrency {c}", ttfts, [100 * (i + 1) / len(ttfts) for i in range(len(ttfts))]))
+        if ttfts:
+            cdf.append((name, ttfts, [100 * (i + 1) / len(ttfts) for i in range(len(ttfts))]))
     plots = [
         line_chart(
             cdf, title="Time to first token: cumulative distribution", x_label="TTFT (s)", y_label="% of requests"
-        ),
-        line_chart(
-            [("output tokens/s", list(map(float, levels)), [r["output_tokens_per_s"] for r in runs])],
-            title="Throughput against concurrency",
-            x_label="concurrent requests",
-            y_label="output tokens/s",
-        ),
+        )
     ]
+    if len(runs) > 1:
+        plots.append(
+            line_chart(
+                [("output tokens/s", levels, [r["output_tokens_per_s"] for r in runs])],
+                title=f"Throughput against {by}",
+                x_label=by,
+                y_label="output tokens/s",
+            )
+        )
     notes = [
-        "Server: llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the embedded model (one request "
-        "at a time: extra concurrency waits, which TTFT shows). Latencies count from each request's scheduled "
-        "send time; output tokens counted with the model's tokenizer (this server sends no usage when "
-        "streaming); percentiles exclude failed requests."
+        *notes,
+        "Latencies count from each request's scheduled send time; percentiles exclude failed requests; "
+        "per-request records are in the JSONL files named in the data.",
     ]
-    return Section("bench", "Serving latency and throughput (measured over HTTP)", {"runs": runs}, rows, plots, notes)
+    return Section(
+        "bench", "Serving latency and throughput (measured over HTTP)", {"runs": list(runs)}, rows, plots, notes
+    )

@@ -87,6 +87,13 @@ def _slo(text: str | None) -> dict[str, float] | None:
 )
 @click.option("--tokenizer", default=None, help="MODEL whose tokenizer sizes prompts and counts tokens.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a self-contained HTML report with latency CDFs and throughput plots.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def bench(
     target: str,
@@ -112,6 +119,7 @@ def bench(
     search_max: float | None,
     tokenizer: str | None,
     seed: int,
+    html_path: Path | None,
     as_json: bool,
 ) -> None:
     """Latency and throughput of TARGET (a server URL, or `embedded` to serve the embedded model here).
@@ -191,6 +199,15 @@ def bench(
     result = dict(runs[-1]) | ({"runs": runs} if len(runs) > 1 else {})
     if search is not None:
         result["slo_search"] = {k: v for k, v in search.items() if k != "runs"}
+    if html_path is not None:
+        from selfhost.check.sections import bench_runs_section
+        from selfhost.report.html import write_html
+        from selfhost.report.section import Report
+
+        report = Report(f"selfhost bench: {runs[0]['target']}", {"model": runs[0]["model"], "api": runs[0]["api"]})
+        report.add(bench_runs_section(runs))
+        write_html(report, html_path)
+        result["report_html"] = str(html_path)
     if as_json:
         print_json(result)
     else:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
 __all__ = ["MockConfig", "make_app", "serve"]
 
@@ -106,6 +107,13 @@ def make_app(cfg: MockConfig) -> web.Application:
         return web.json_response(dict(state.stats) | {"chunk_lateness_s": pct})
 
     async def generate(request: web.Request) -> web.StreamResponse:
+        try:
+            return await _generate(request)
+        except (ConnectionResetError, ClientConnectionResetError):
+            state.stats["client_disconnects"] += 1  # the client went away; nothing to send it
+            return web.Response(status=499)
+
+    async def _generate(request: web.Request) -> web.StreamResponse:
         arrived = time.perf_counter()
         body = await request.json()
         path = request.path

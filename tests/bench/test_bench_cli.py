@@ -174,3 +174,31 @@ def test_slo_search_finds_the_knee(mock_server: Callable[..., str], tmp_path: Pa
     d = json.loads(r.stdout)["slo_search"]
     assert d["best_level"] is not None and 8 <= d["best_level"] <= 24, d
     assert d["first_failing_level"] is not None and d["first_failing_level"] > d["best_level"]
+
+
+def test_multi_turn_and_shared_prefix_workloads(mock_server: Callable[..., str], tmp_path: Path) -> None:
+    from selfhost.bench.workload import multi_turn_prompts, synthetic_prompts
+
+    convs = multi_turn_prompts(6, turns=3, input_tokens=10, output_tokens=5)
+    assert [len(p.content) for p in convs] == [1, 3, 5, 1, 3, 5]  # history grows by an exchange per turn
+    assert convs[1].content[:1] == convs[0].content  # a turn starts with the previous one's messages
+    shared = synthetic_prompts(3, input_tokens=40, output_tokens=4, shared_prefix_tokens=20)
+    prefixes = {" ".join(str(p.content).split()[:20]) for p in shared}
+    assert len(prefixes) == 1 and len({p.content for p in shared}) == 3
+    url = mock_server("--ttft", "0.01", "--itl", "0.001")
+    d = json.loads(
+        run(
+            "bench",
+            url,
+            "--multi-turn",
+            "3",
+            "--requests",
+            "9",
+            "--concurrency",
+            "3",
+            "--records",
+            str(tmp_path / "r.jsonl"),
+            "--json",
+        ).stdout
+    )
+    assert d["requests"]["completed"] == 9 and d["workload"]["multi_turn"] == 3

@@ -16,7 +16,7 @@ from selfhost.bench.client import RequestRecord, send_request
 from selfhost.bench.load import LoadSpec, LoadStats, run_load
 from selfhost.bench.metrics import summarize
 from selfhost.bench.wire import Api, build_request
-from selfhost.bench.workload import Prompt, jsonl_prompts, synthetic_prompts
+from selfhost.bench.workload import Prompt, jsonl_prompts, multi_turn_prompts, synthetic_prompts
 from selfhost.errors import BackendError, UsageError
 
 __all__ = ["BenchConfig", "run_bench", "probe_target", "run_sweep"]
@@ -32,6 +32,7 @@ class BenchConfig:
     output_tokens: int = 64
     prompts_file: Path | None = None
     shared_prefix_tokens: int = 0
+    multi_turn: int = 0  # turns per synthetic conversation (0: independent prompts)
     api_key: str | None = None
     timeout_s: float = 600.0
     records_path: Path = Path("bench-requests.jsonl")
@@ -97,6 +98,8 @@ async def probe_target(session: aiohttp.ClientSession, url: str, api: Api, heade
 def _prompts(cfg: BenchConfig, n: int, count_tokens: Callable[[str], int] | None) -> list[Prompt]:
     if cfg.prompts_file is not None:
         return jsonl_prompts(cfg.prompts_file, cfg.output_tokens)
+    if cfg.multi_turn:
+        return multi_turn_prompts(min(n, 4096), cfg.multi_turn, cfg.input_tokens, cfg.output_tokens, cfg.load.seed)
     return synthetic_prompts(
         min(n, 4096),
         cfg.input_tokens,
@@ -167,6 +170,7 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
                 "output_tokens": cfg.output_tokens,
                 "prompts_file": str(cfg.prompts_file) if cfg.prompts_file else None,
                 "shared_prefix_tokens": cfg.shared_prefix_tokens,
+                "multi_turn": cfg.multi_turn,
                 "input_tokens_counted_with": "model tokenizer" if count_tokens else "words (approximate)",
             },
             "interrupted": interrupted,

@@ -11,7 +11,7 @@ from typing import Any
 
 from selfhost.errors import UsageError
 
-__all__ = ["Prompt", "synthetic_prompts", "jsonl_prompts"]
+__all__ = ["Prompt", "synthetic_prompts", "jsonl_prompts", "multi_turn_prompts"]
 
 # Common English words: each is one token in most BPE vocabularies, which keeps lengths predictable
 # even without the model's tokenizer.
@@ -81,4 +81,26 @@ def jsonl_prompts(path: Path, default_max_tokens: int) -> list[Prompt]:
             out.append(Prompt(content, int(obj.get("max_tokens", default_max_tokens))))
     if not out:
         raise UsageError(f"{path} holds no prompts")
+    return out
+
+
+def multi_turn_prompts(n: int, turns: int, input_tokens: int, output_tokens: int, seed: int = 0) -> list[Prompt]:
+    """Conversations of `turns` requests each: request k carries the k−1 earlier exchanges (synthetic user
+    turns of `input_tokens` words and assistant turns of `output_tokens` words) plus a new user turn, so the
+    context grows turn by turn as in a chat, and prefix caches get the reuse they would get in one."""
+    if turns < 1:
+        raise UsageError(f"--multi-turn needs at least 1 turn, got {turns}")
+    rng = random.Random(seed)
+    out: list[Prompt] = []
+    conv = 0
+    while len(out) < n:
+        history: list[dict[str, Any]] = []
+        for turn in range(turns):
+            user = f"conversation {conv} turn {turn}: " + " ".join(rng.choice(_WORDS) for _ in range(input_tokens))
+            out.append(Prompt([*history, {"role": "user", "content": user}], output_tokens))
+            reply = " ".join(rng.choice(_WORDS) for _ in range(output_tokens))
+            history = [*history, {"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+            if len(out) >= n:
+                break
+        conv += 1
     return out

@@ -66,6 +66,7 @@ def _slo(text: str | None) -> dict[str, float] | None:
     help='JSONL: {"prompt": ...} or {"messages": [...]}, optional "max_tokens".',
 )
 @click.option("--shared-prefix", type=int, default=0, help="Tokens of a prefix shared by every prompt.")
+@click.option("--multi-turn", type=int, default=0, help="Synthetic conversations of this many turns, history growing.")
 @click.option("--model", default=None, help="Model name to request (default: the server's first model).")
 @click.option("--api", type=click.Choice(sorted(API_CHOICES)), default="openai", show_default=True)
 @click.option("--api-key", default=None, help="Bearer token (default: $OPENAI_API_KEY).")
@@ -110,6 +111,7 @@ def bench(
     output_tokens: int,
     prompts_file: Path | None,
     shared_prefix: int,
+    multi_turn: int,
     model: str | None,
     api: str,
     api_key: str | None,
@@ -164,6 +166,7 @@ def bench(
         output_tokens=output_tokens,
         prompts_file=prompts_file,
         shared_prefix_tokens=shared_prefix,
+        multi_turn=multi_turn,
         api_key=api_key,
         timeout_s=timeout,
         records_path=records_path,

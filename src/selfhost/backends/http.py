@@ -1,0 +1,204 @@
+"""Backends over HTTP: any OpenAI-compatible server (vLLM, SGLang, llama-server, TGI, LM Studio,
+llama-cpp-python) and Ollama's native API. Synchronous (urllib) — for capabilities that talk to a
+model one request at a time; `selfhost bench` has its own asynchronous client for load."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from selfhost.backends.base import GenerationParams, Message, StreamEvent, register_backend
+from selfhost.bench.wire import Chunk, SSEDecoder, parse_ollama_line, parse_openai_event
+from selfhost.errors import BackendError
+
+__all__ = ["OpenAIHttpBackend", "OllamaHttpBackend"]
+
+
+class _HttpBase:
+    kind = "http"
+    capabilities: frozenset[str] = frozenset({"chat", "completion"})
+
+    def __init__(self, url: str, model: str | None = None, api_key: str | None = None, timeout_s: float = 600.0):
+        self.url = url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.timeout_s = timeout_s
+        self.model = model or self._first_model()
+
+    def _headers(self) -> dict[str, str]:
+        h = {"Content-Type": "application/json"}
+        if self.api_key:
+            h["Authorization"] = f"Bearer {self.api_key}"
+        return h
+
+    def _open(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path, data=data, headers=self._headers(), method="GET" if body is None else "POST"
+        )
+        try:
+            return urllib.request.urlopen(req, timeout=self.timeout_s)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:200].decode("utf-8", errors="replace")
+            hint = "pass --api-key or set OPENAI_API_KEY" if exc.code in (401, 403) else "check the URL and model"
+            raise BackendError(f"{self.url}{path} answered HTTP {exc.code}: {detail}", hint) from None
+        except urllib.error.URLError as exc:
+            raise BackendError(
+                f"cannot connect to {self.url}: {exc.reason}", "is the server running? start one with `selfhost serve`"
+            ) from None
+
+    def _json(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        with self._open(path, body) as r:
+            return json.load(r)
+
+    def _first_model(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+@register_backend("openai")
+class OpenAIHttpBackend(_HttpBase):
+    kind = "openai"
+
+    def _first_model(self) -> str:
+        data = self._json("/v1/models").get("data") or []
+        if not data:
+            raise BackendError(f"{self.url} serves no models")
+        return str(data[0]["id"])
+
+    def _body(self, params: GenerationParams) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        return body
+
+    def _stream(self, path: str, body: dict[str, Any]) -> Iterator[StreamEvent]:
+        dec = SSEDecoder()
+        usage: dict[str, Any] | None = None
+        finish = None
+        with self._open(path, body) as resp:
+            for line in resp:
+                t = time.perf_counter()
+                for data in dec.feed(line):
+                    ch = parse_openai_event(data)
+                    if ch.error:
+                        raise BackendError(f"{self.url}{path} sent an error mid-stream: {ch.error}")
+                    usage = ch.usage or usage
+                    finish = ch.finish_reason or finish
+                    yield from _events(ch, t)
+        done: dict[str, Any] = {"finish_reason": finish}
+        if usage:
+            done.update(prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
+        yield StreamEvent("done", time.perf_counter(), data=done)
+
+    def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[StreamEvent]:
+        return self._stream("/v1/chat/completions", self._body(params) | {"messages": list(messages)})
+
+    def stream_complete(self, prompt: str, params: GenerationParams) -> Iterator[StreamEvent]:
+        return self._stream("/v1/completions", self._body(params) | {"prompt": prompt})
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """llama-server's /tokenize, or llama-cpp-python's /extras/tokenize; others offer none."""
+        for path, body in (
+            ("/tokenize", {"content": text, "add_special": add_special, "parse_special": parse_special}),
+            ("/extras/tokenize", {"input": text, "model": self.model}),
+        ):
+            try:
+                return [int(t) for t in self._json(path, body)["tokens"]]
+            except (BackendError, KeyError):
+                continue
+        raise BackendError(f"{self.url} offers no tokenize endpoint", "use the model's GGUF for token counts")
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        for path, body in (
+            ("/detokenize", {"tokens": list(ids)}),
+            ("/extras/detokenize", {"tokens": list(ids), "model": self.model}),
+        ):
+            try:
+                out = self._json(path, body)
+                return str(out.get("content", out.get("text", "")))
+            except BackendError:
+                continue
+        raise BackendError(f"{self.url} offers no detokenize endpoint")
+
+
+@register_backend("ollama")
+class OllamaHttpBackend(_HttpBase):
+    kind = "ollama"
+
+    def _first_model(self) -> str:
+        models = self._json("/api/tags").get("models") or []
+        if not models:
+            raise BackendError(f"{self.url} has no models", "run `ollama pull MODEL` first")
+        return str(models[0]["name"])
+
+    def _stream(self, path: str, body: dict[str, Any]) -> Iterator[StreamEvent]:
+        last: Chunk | None = None
+        with self._open(path, body) as resp:
+            for line in resp:
+                t = time.perf_counter()
+                ch = parse_ollama_line(line.decode("utf-8", errors="replace"))
+                if ch.error:
+                    raise BackendError(f"{self.url}{path} sent an error: {ch.error}")
+                yield from _events(ch, t)
+                if ch.done:
+                    last = ch
+        data: dict[str, Any] = {"finish_reason": last.finish_reason if last else None}
+        if last and last.usage:
+            data.update(last.usage)
+            data.update(last.extra)  # *_duration in ns: Ollama's own timings
+        yield StreamEvent("done", time.perf_counter(), data=data)
+
+    def _options(self, params: GenerationParams) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "num_predict": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed,
+        }
+        if params.stop:
+            opts["stop"] = list(params.stop)
+        return opts
+
+    def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[StreamEvent]:
+        return self._stream(
+            "/api/chat",
+            {"model": self.model, "messages": list(messages), "stream": True, "options": self._options(params)},
+        )
+
+    def stream_complete(self, prompt: str, params: GenerationParams) -> Iterator[StreamEvent]:
+        return self._stream(
+            "/api/generate",
+            {"model": self.model, "prompt": prompt, "stream": True, "raw": True, "options": self._options(params)},
+        )
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        raise BackendError("Ollama's API offers no tokenize endpoint", "use the model's GGUF for token counts")
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        raise BackendError("Ollama's API offers no detokenize endpoint")
+
+
+def _events(ch: Chunk, t: float) -> Iterator[StreamEvent]:
+    if ch.role_only:
+        yield StreamEvent("role", t)
+    if ch.reasoning:
+        yield StreamEvent("reasoning", t, ch.reasoning, ch.n_tokens or 0)
+    if ch.content:
+        yield StreamEvent("content", t, ch.content, ch.n_tokens or 0)
+    if ch.tool_call:
+        yield StreamEvent("tool_call", t, "", ch.n_tokens or 0)

@@ -199,16 +199,18 @@ def run_bench(cfg: BenchConfig, count_tokens: Callable[[str], int] | None = None
 def run_sweep(
     cfg: BenchConfig, levels: list[int | float], by: str, count_tokens: Callable[[str], int] | None = None
 ) -> list[dict[str, Any]]:
-    """One run per concurrency (by='concurrency') or rate (by='rate') level; records go to one file per level."""
+    """One run per level of `by`: 'concurrency', 'rate' or 'input_tokens'; records go to one file per level."""
     out = []
     for level in levels:
-        load = (
-            replace(cfg.load, concurrency=int(level), rate=None)
-            if by == "concurrency"
-            else replace(cfg.load, rate=float(level), concurrency=None)
-        )
+        level_cfg = cfg
+        if by == "concurrency":
+            level_cfg = replace(cfg, load=replace(cfg.load, concurrency=int(level), rate=None))
+        elif by == "rate":
+            level_cfg = replace(cfg, load=replace(cfg.load, rate=float(level), concurrency=None))
+        else:
+            level_cfg = replace(cfg, input_tokens=int(level))
         path = cfg.records_path.with_name(f"{cfg.records_path.stem}-{by}{level}{cfg.records_path.suffix}")
-        s = run_bench(replace(cfg, load=load, records_path=path), count_tokens)
+        s = run_bench(replace(level_cfg, records_path=path), count_tokens)
         out.append(s)
         if s["interrupted"]:
             break

@@ -330,7 +330,7 @@ def bench_section(
     from selfhost.backends.server import LlamaCppServer
     from selfhost.backends.tokenizer import gguf_token_counter
     from selfhost.bench.load import LoadSpec
-    from selfhost.bench.run import BenchConfig, run_bench
+    from selfhost.bench.run import BenchConfig, run_bench, run_sweep
 
     count = gguf_token_counter(model_path)
     runs = []
@@ -344,18 +344,39 @@ def bench_section(
                 records_path=records_dir / f"bench-concurrency{c}.jsonl",
             )
             runs.append(run_bench(cfg, count))
+        input_runs = run_sweep(
+            BenchConfig(
+                url=server.url,
+                load=LoadSpec(concurrency=1, requests=3),
+                output_tokens=4,
+                records_path=records_dir / "bench-input.jsonl",
+            ),
+            [64, 256, 512],
+            "input_tokens",
+            count,
+        )
     notes = [
         "Server: llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the embedded model (one request "
         "at a time: extra concurrency waits, which TTFT shows). Output tokens counted with the model's tokenizer "
         "(this server sends no usage when streaming)."
     ]
-    return bench_runs_section(runs, notes)
+    section = bench_runs_section(runs, notes)
+    by_input = bench_runs_section(input_runs)
+    section.plots.extend(by_input.plots[1:])
+    section.rows.extend(by_input.rows)
+    section.data["input_sweep"] = input_runs
+    return section
 
 
 def bench_runs_section(runs: Sequence[dict[str, Any]], notes: Sequence[str] = ()) -> Section:
     """Tables and plots for one or more `bench` runs (a sweep over concurrency or rate)."""
-    by = "rate" if runs and runs[0]["load"].get("rate") else "concurrency"
-    levels = [float(r["load"][by] or 0) for r in runs]
+    inputs = [r["workload"]["input_tokens"] for r in runs]
+    if len(set(inputs)) > 1:
+        by = "input_tokens"
+        levels = [float(x) for x in inputs]
+    else:
+        by = "rate" if runs and runs[0]["load"].get("rate") else "concurrency"
+        levels = [float(r["load"][by] or 0) for r in runs]
     rows = []
     cdf = []
     for r, level in zip(runs, levels, strict=True):
@@ -377,7 +398,16 @@ def bench_runs_section(runs: Sequence[dict[str, Any]], notes: Sequence[str] = ()
             cdf, title="Time to first token: cumulative distribution", x_label="TTFT (s)", y_label="% of requests"
         )
     ]
-    if len(runs) > 1:
+    if by == "input_tokens":
+        plots.append(
+            line_chart(
+                [("TTFT p50", levels, [r["ttft_s"]["p50"] or 0.0 for r in runs])],
+                title="Time to first token against input length",
+                x_label="input tokens",
+                y_label="seconds",
+            )
+        )
+    elif len(runs) > 1:
         plots.append(
             line_chart(
                 [("output tokens/s", levels, [r["output_tokens_per_s"] for r in runs])],

@@ -56,7 +56,7 @@ def _slo(text: str | None) -> dict[str, float] | None:
 @click.option("--requests", "n_requests", type=int, default=None, help="Requests per level (default 100).")
 @click.option("--duration", type=float, default=None, help="Seconds per level instead of a request count.")
 @click.option("--warmup", type=int, default=0, show_default=True, help="Requests sent first and not counted.")
-@click.option("--input-tokens", type=int, default=128, show_default=True)
+@click.option("--input-tokens", default="128", show_default=True, help="Prompt tokens (comma list sweeps).")
 @click.option("--output-tokens", type=int, default=64, show_default=True)
 @click.option(
     "--prompts",
@@ -107,7 +107,7 @@ def bench(
     n_requests: int | None,
     duration: float | None,
     warmup: int,
-    input_tokens: int,
+    input_tokens: str,
     output_tokens: int,
     prompts_file: Path | None,
     shared_prefix: int,
@@ -139,6 +139,9 @@ def bench(
 
     conc = _levels(concurrency, int)
     rates = _levels(rate, float)
+    inputs = _levels(input_tokens, int)
+    if len(inputs) > 1 and (len(conc) > 1 or len(rates) > 1):
+        raise UsageError("sweep one thing at a time: input tokens, or concurrency/rate")
     if conc and rates:
         raise UsageError(
             "--concurrency and --rate are two kinds of load; pick one",
@@ -162,7 +165,7 @@ def bench(
         api=API_CHOICES[api],
         model=model,
         load=load,
-        input_tokens=input_tokens,  # type: ignore[arg-type]
+        input_tokens=inputs[0],
         output_tokens=output_tokens,
         prompts_file=prompts_file,
         shared_prefix_tokens=shared_prefix,
@@ -173,6 +176,8 @@ def bench(
         slo=_slo(slo),
     )
     levels, by = (rates, "rate") if rates else (conc or [1], "concurrency")
+    if len(inputs) > 1:
+        levels, by = inputs, "input_tokens"
     count_tokens = None
     server = None
     if tokenizer or target == "embedded":
@@ -186,7 +191,7 @@ def bench(
             from selfhost.models.embedded import embedded_path
 
             stderr.print("starting llama-cpp-python's server with the embedded model on 127.0.0.1 ...")
-            server = LlamaCppServer(embedded_path(), n_ctx=max(2048, input_tokens + output_tokens + 64)).start()
+            server = LlamaCppServer(embedded_path(), n_ctx=max(2048, max(inputs) + output_tokens + 64)).start()
             cfg = replace(cfg, url=server.url)
         search = None
         if search_max is not None:

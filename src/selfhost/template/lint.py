@@ -34,8 +34,18 @@ FAMILIES: list[tuple[str, tuple[str, ...]]] = [
     ("alpaca", ("### Instruction",)),
     ("vicuna", ("USER:", "ASSISTANT:")),
 ]
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|END_OF_TURN_TOKEN|>",
-               "<｜end▁of▁sentence｜>", "<|return|>", "[/INST]", "<|endoftext|>")
+END_OF_TURN = (
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<end_of_turn>",
+    "<|end|>",
+    "</s>",
+    "<|END_OF_TURN_TOKEN|>",
+    "<｜end▁of▁sentence｜>",
+    "<|return|>",
+    "[/INST]",
+    "<|endoftext|>",
+)
 # Server-side template injection patterns (CVE-2024-34359, CVE-2026-5760, CVE-2025-27516).
 _SSTI = [
     (re.compile(r"__\w+__"), "dunder attribute access"),
@@ -86,8 +96,14 @@ def security_scan(template: str) -> list[Finding]:
     for pattern, what in _SSTI:
         m = pattern.search(template)
         if m:
-            out.append(Finding("ssti", "error", f"template contains {what} ({m.group(0)!r}): possible sandbox "
-                                                "escape attempt; selfhost renders it only inside jinja2's sandbox"))
+            out.append(
+                Finding(
+                    "ssti",
+                    "error",
+                    f"template contains {what} ({m.group(0)!r}): possible sandbox "
+                    "escape attempt; selfhost renders it only inside jinja2's sandbox",
+                )
+            )
     return out
 
 
@@ -98,9 +114,14 @@ def control_tokens_in(messages: list[dict[str, Any]], special_tokens: list[str])
         if isinstance(content, str):
             for tok in special_tokens:
                 if tok and tok in content:
-                    out.append(Finding("control_token_in_content", "warning",
-                                       f"message {i} ({m.get('role')}) contains the control token {tok!r}: it would "
-                                       "be parsed as structure, not text"))
+                    out.append(
+                        Finding(
+                            "control_token_in_content",
+                            "warning",
+                            f"message {i} ({m.get('role')}) contains the control token {tok!r}: it would "
+                            "be parsed as structure, not text",
+                        )
+                    )
     return out
 
 
@@ -111,14 +132,20 @@ def _try(template: str, messages: list[dict[str, Any]], **kw: Any) -> str | None
         return None
 
 
-def lint_template(template: str, *, bos_token: str | None = None, eos_token: str | None = None,
-                  add_bos_token: bool | None = None) -> LintReport:
+def lint_template(
+    template: str, *, bos_token: str | None = None, eos_token: str | None = None, add_bos_token: bool | None = None
+) -> LintReport:
     special = {"bos_token": bos_token or "", "eos_token": eos_token or ""}
     findings = security_scan(template)
     family = detect_family(template)
     if family == "unknown":
-        findings.append(Finding("unknown_family", "info", "no known chat family's markers found; the template is "
-                                                         "used as it is, with no assumptions"))
+        findings.append(
+            Finding(
+                "unknown_family",
+                "info",
+                "no known chat family's markers found; the template is used as it is, with no assumptions",
+            )
+        )
     user = [{"role": "user", "content": _PROBE_USER}]
     with_gen = _try(template, user, add_generation_prompt=True, **special)
     without_gen = _try(template, user, add_generation_prompt=False, **special)
@@ -126,18 +153,32 @@ def lint_template(template: str, *, bos_token: str | None = None, eos_token: str
         findings.append(Finding("render_fails", "error", "the template cannot render a single user message"))
     gen_ok = with_gen is not None and without_gen is not None and with_gen != without_gen
     if with_gen is not None and not gen_ok:
-        findings.append(Finding("no_generation_prompt", "error",
-                                "add_generation_prompt changes nothing: the model is not told its turn begins, "
-                                "so it may continue the user's text"))
+        findings.append(
+            Finding(
+                "no_generation_prompt",
+                "error",
+                "add_generation_prompt changes nothing: the model is not told its turn begins, "
+                "so it may continue the user's text",
+            )
+        )
     # System role and where the system prompt lands.
-    conv = [{"role": "system", "content": _PROBE_SYSTEM}, {"role": "user", "content": _PROBE_USER},
-            {"role": "assistant", "content": _PROBE_ASSISTANT}, {"role": "user", "content": _PROBE_USER2}]
+    conv = [
+        {"role": "system", "content": _PROBE_SYSTEM},
+        {"role": "user", "content": _PROBE_USER},
+        {"role": "assistant", "content": _PROBE_ASSISTANT},
+        {"role": "user", "content": _PROBE_USER2},
+    ]
     sys_render = _try(template, conv, add_generation_prompt=True, **special)
     supports_system = sys_render is not None and _PROBE_SYSTEM in sys_render
     placement = None
     if sys_render is None:
-        findings.append(Finding("no_system_role", "warning", "the template rejects the system role: put "
-                                                            "instructions in the first user message instead"))
+        findings.append(
+            Finding(
+                "no_system_role",
+                "warning",
+                "the template rejects the system role: put instructions in the first user message instead",
+            )
+        )
     elif _PROBE_SYSTEM not in sys_render:
         findings.append(Finding("system_dropped", "error", "the template silently drops the system prompt"))
     else:
@@ -146,41 +187,67 @@ def lint_template(template: str, *, bos_token: str | None = None, eos_token: str
             placement = "start"
         elif at < u2:
             placement = "last_user_turn"
-            findings.append(Finding("system_in_last_user_turn", "warning",
-                                    "the system prompt is placed in the last user turn, not at the start (Mistral "
-                                    "v3 style); a server or trainer using another template puts it elsewhere"))
+            findings.append(
+                Finding(
+                    "system_in_last_user_turn",
+                    "warning",
+                    "the system prompt is placed in the last user turn, not at the start (Mistral "
+                    "v3 style); a server or trainer using another template puts it elsewhere",
+                )
+            )
         else:
             placement = "after_last_user_turn"
     multi_ok = sys_render is not None or _try(template, conv[1:], add_generation_prompt=True, **special) is not None
     # End of turn after an assistant message.
     closed = _try(template, conv[1:3], add_generation_prompt=False, **special)
     if closed is not None and _PROBE_ASSISTANT in closed:
-        tail = closed[closed.index(_PROBE_ASSISTANT) + len(_PROBE_ASSISTANT):]
+        tail = closed[closed.index(_PROBE_ASSISTANT) + len(_PROBE_ASSISTANT) :]
         markers = [*END_OF_TURN, *([eos_token] if eos_token else [])]
         if not any(m and m in tail for m in markers):
-            findings.append(Finding("missing_end_of_turn", "warning",
-                                    "nothing marks the end of an assistant turn: a fine-tune on this template "
-                                    "never learns to stop"))
+            findings.append(
+                Finding(
+                    "missing_end_of_turn",
+                    "warning",
+                    "nothing marks the end of an assistant turn: a fine-tune on this template never learns to stop",
+                )
+            )
     # Double BOS: the template writes BOS and the tokenizer adds another.
     if with_gen is not None and bos_token and with_gen.startswith(bos_token) and add_bos_token:
-        findings.append(Finding("double_bos", "error",
-                                f"the template starts with {bos_token!r} and the tokenizer adds BOS too: the model "
-                                "sees two; tokenize rendered prompts with add_special=False"))
+        findings.append(
+            Finding(
+                "double_bos",
+                "error",
+                f"the template starts with {bos_token!r} and the tokenizer adds BOS too: the model "
+                "sees two; tokenize rendered prompts with add_special=False",
+            )
+        )
     # Tools, and tool-call arguments as a JSON string instead of a mapping.
     tools_ok = False
-    tool = {"type": "function", "function": {"name": "probe_tool", "description": "probe",
-                                             "parameters": {"type": "object", "properties": {}}}}
+    tool = {
+        "type": "function",
+        "function": {"name": "probe_tool", "description": "probe", "parameters": {"type": "object", "properties": {}}},
+    }
     tool_render = _try(template, user, tools=[tool], add_generation_prompt=True, **special)
     tools_ok = tool_render is not None and "probe_tool" in tool_render
     if "tool_call" in template or "tool_calls" in template:
         args = {"city": "Paris"}
-        msgs = [{"role": "user", "content": _PROBE_USER},
-                {"role": "assistant", "content": "", "tool_calls": [
-                    {"type": "function", "function": {"name": "probe_tool", "arguments": json.dumps(args)}}]}]
+        msgs = [
+            {"role": "user", "content": _PROBE_USER},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"type": "function", "function": {"name": "probe_tool", "arguments": json.dumps(args)}}],
+            },
+        ]
         as_string = _try(template, msgs, add_generation_prompt=False, **special)
         if as_string is None or '\\"city\\"' in as_string:
-            findings.append(Finding("tool_arguments_must_be_mapping", "warning",
-                                    "tool-call arguments given as a JSON string "
-                                    + ("make this template fail" if as_string is None else "are encoded twice")
-                                    + ": pass them as a mapping (dict), as OpenAI-style clients send strings"))
+            findings.append(
+                Finding(
+                    "tool_arguments_must_be_mapping",
+                    "warning",
+                    "tool-call arguments given as a JSON string "
+                    + ("make this template fail" if as_string is None else "are encoded twice")
+                    + ": pass them as a mapping (dict), as OpenAI-style clients send strings",
+                )
+            )
     return LintReport(family, supports_system, tools_ok, gen_ok, multi_ok, placement, findings)

@@ -1,4 +1,4 @@
-"""A standard set of conversations every template is rendered with."""
+"""A standard set of conversations templates are rendered with (parity tests, `template diff`)."""
 
 from __future__ import annotations
 

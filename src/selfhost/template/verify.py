@@ -1,0 +1,123 @@
+"""Prove what a running server feeds the model: the same conversation through its chat endpoint and,
+rendered by selfhost from the model's official template, through its raw completion endpoint.
+Same prompt token count and the same greedy output mean the server applies the template correctly."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from selfhost.errors import BackendError
+from selfhost.models.spec import ModelSpec
+from selfhost.template.conversations import CONVERSATIONS
+from selfhost.template.render import render_chat
+
+__all__ = ["PROBE_CONVERSATION", "verify_server", "diff_templates"]
+
+PROBE_CONVERSATION = [
+    {"role": "system", "content": "You are a helpful assistant. Answer briefly."},
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And of Italy?"},
+]
+
+
+def _post(url: str, body: dict[str, Any], api_key: str | None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return dict(json.load(r))
+    except urllib.error.HTTPError as exc:
+        raise BackendError(f"{url} answered HTTP {exc.code}: {exc.read()[:200].decode(errors='replace')}") from None
+    except urllib.error.URLError as exc:
+        raise BackendError(
+            f"cannot connect to {url}: {exc.reason}", "is the server running? `selfhost serve`"
+        ) from None
+
+
+def _first_divergence(a: str, b: str) -> int | None:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def verify_server(
+    url: str,
+    spec: ModelSpec,
+    messages: list[dict[str, Any]] | None = None,
+    model: str | None = None,
+    max_tokens: int = 24,
+    api_key: str | None = None,
+) -> dict[str, Any]:
+    if not spec.chat_template:
+        raise BackendError(
+            f"{spec.name} has no chat template to verify against",
+            "pass the model file the server loaded (a GGUF or HF directory with its template)",
+        )
+    url = url.rstrip("/")
+    messages = messages or PROBE_CONVERSATION
+    tok = spec.tokenizer
+    rendered = render_chat(
+        spec.chat_template, messages, add_generation_prompt=True, bos_token=tok.bos_token, eos_token=tok.eos_token
+    )
+    common: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "top_p": 1.0}
+    if model:
+        common["model"] = model
+    chat = _post(url + "/v1/chat/completions", {**common, "messages": messages}, api_key)
+    raw = _post(url + "/v1/completions", {**common, "prompt": rendered}, api_key)
+    chat_text = chat["choices"][0]["message"].get("content") or ""
+    raw_text = raw["choices"][0].get("text") or ""
+    chat_tokens = (chat.get("usage") or {}).get("prompt_tokens")
+    raw_tokens = (raw.get("usage") or {}).get("prompt_tokens")
+    agree_tokens = chat_tokens is not None and chat_tokens == raw_tokens
+    agree_text = chat_text == raw_text
+    out: dict[str, Any] = {
+        "url": url,
+        "rendered_prompt": rendered,
+        "chat": {"prompt_tokens": chat_tokens, "text": chat_text},
+        "raw_completion": {"prompt_tokens": raw_tokens, "text": raw_text},
+        "prompt_tokens_agree": agree_tokens,
+        "outputs_agree": agree_text,
+        "agree": agree_tokens and agree_text,
+    }
+    if not agree_text:
+        out["first_divergence_char"] = _first_divergence(chat_text, raw_text)
+    if not agree_tokens and chat_tokens is not None and raw_tokens is not None:
+        out["prompt_token_difference"] = chat_tokens - raw_tokens
+    return out
+
+
+def diff_templates(a: str, b: str, special: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Render both templates on the standard conversations; a unified diff wherever they differ."""
+    out = []
+    for name, conv in CONVERSATIONS.items():
+        renders = []
+        for t in (a, b):
+            try:
+                renders.append(
+                    render_chat(
+                        t,
+                        conv["messages"],
+                        tools=conv.get("tools"),
+                        add_generation_prompt=conv.get("add_generation_prompt", False),
+                        continue_final_message=conv.get("continue_final_message", False),
+                        **(special or {}),
+                    )
+                )
+            except Exception as exc:  # a refusal is a result here, shown as such
+                renders.append(f"<error: {exc}>")
+        same = renders[0] == renders[1]
+        diff = (
+            ""
+            if same
+            else "".join(difflib.unified_diff(renders[0].splitlines(True), renders[1].splitlines(True), "A", "B"))
+        )
+        out.append({"conversation": name, "same": same, "diff": diff})
+    return out

@@ -231,7 +231,7 @@ def lint_template(
     tools_ok = tool_render is not None and "probe_tool" in tool_render
     if "tool_call" in template or "tool_calls" in template:
         args = {"city": "Paris"}
-        msgs = [
+        msgs: list[dict[str, Any]] = [
             {"role": "user", "content": _PROBE_USER},
             {
                 "role": "assistant",

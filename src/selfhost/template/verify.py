@@ -108,7 +108,8 @@ def diff_templates(a: str, b: str, special: dict[str, str] | None = None) -> lis
                         tools=conv.get("tools"),
                         add_generation_prompt=conv.get("add_generation_prompt", False),
                         continue_final_message=conv.get("continue_final_message", False),
-                        **(special or {}),
+                        bos_token=(special or {}).get("bos_token"),
+                        eos_token=(special or {}).get("eos_token"),
                     )
                 )
             except Exception as exc:  # a refusal is a result here, shown as such

@@ -1,0 +1,1 @@
+"""`selfhost context`: real-tokenizer counts, budgets, packing that never overflows, truncation probes."""

@@ -34,8 +34,7 @@ def tok(smollm2_path: Path) -> Tokenizer:
 @pytest.mark.parametrize("text", TEXTS)
 def test_counts_equal_llama_cpp(tok: Tokenizer, smollm2_backend: LlamaCppBackend, text: str) -> None:
     assert tok.encode(text) == smollm2_backend.tokenize(text, add_special=False)
-    assert tok.encode(text, parse_special=True) == smollm2_backend.tokenize(text, add_special=False,
-                                                                             parse_special=True)
+    assert tok.encode(text, parse_special=True) == smollm2_backend.tokenize(text, add_special=False, parse_special=True)
 
 
 def test_chat_count_equals_engine_prompt_tokens(tok: Tokenizer, smollm2_backend: LlamaCppBackend) -> None:
@@ -49,9 +48,12 @@ def test_chat_count_equals_engine_prompt_tokens(tok: Tokenizer, smollm2_backend:
 
 
 def test_budget_parts_add_up(tok: Tokenizer) -> None:
-    req = Request(question="What changed?", system="Answer from the context.",
-                  chunks=["The release added X.", "It removed Y."],
-                  history=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}])
+    req = Request(
+        question="What changed?",
+        system="Answer from the context.",
+        chunks=["The release added X.", "It removed Y."],
+        history=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+    )
     b = budget(tok, req, n_ctx=4096, reserved_output=256)
     assert b["prompt_tokens"] == tok.count_chat(build_messages(req))
     assert sum(b["parts"].values()) == b["prompt_tokens"]
@@ -61,8 +63,12 @@ def test_budget_parts_add_up(tok: Tokenizer) -> None:
 
 def test_pack_drops_history_then_chunks_and_trims(tok: Tokenizer) -> None:
     chunk = " ".join(f"Sentence number {i} about the topic." for i in range(40))
-    req = Request(question="Summarize.", system="Be brief.", chunks=[chunk, chunk, chunk],
-                  history=[{"role": "user", "content": "old " * 200}, {"role": "assistant", "content": "ok " * 200}])
+    req = Request(
+        question="Summarize.",
+        system="Be brief.",
+        chunks=[chunk, chunk, chunk],
+        history=[{"role": "user", "content": "old " * 200}, {"role": "assistant", "content": "ok " * 200}],
+    )
     r = pack(tok, req, n_ctx=900, reserved_output=200)
     assert r.prompt_tokens <= 700 and r.dropped_history == 2
     assert r.dropped_chunks and r.trimmed_chunk is not None
@@ -80,10 +86,17 @@ words = st.text(alphabet=st.sampled_from(list("abcdefgh .,!?\nÜ漢")), min_size
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(system=words, question=st.text(min_size=1, max_size=80), chunks=st.lists(words, max_size=6),
-       turns=st.lists(words, max_size=6), n_ctx=st.integers(64, 1200), reserve=st.integers(0, 200))
-def test_pack_never_exceeds_the_budget(tok: Tokenizer, system: str, question: str, chunks: list[str],
-                                       turns: list[str], n_ctx: int, reserve: int) -> None:
+@given(
+    system=words,
+    question=st.text(min_size=1, max_size=80),
+    chunks=st.lists(words, max_size=6),
+    turns=st.lists(words, max_size=6),
+    n_ctx=st.integers(64, 1200),
+    reserve=st.integers(0, 200),
+)
+def test_pack_never_exceeds_the_budget(
+    tok: Tokenizer, system: str, question: str, chunks: list[str], turns: list[str], n_ctx: int, reserve: int
+) -> None:
     history = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
     req = Request(question=question, system=system or None, chunks=chunks, history=history)
     try:

@@ -41,6 +41,9 @@ class MockConfig:
     reasoning_tokens: int = 0  # the first N tokens are sent as reasoning (reasoning_content / thinking)
     faults: dict[str, float] = field(default_factory=dict)  # fault -> probability
     api_key: str | None = None  # when set, requests without `Authorization: Bearer <key>` get 401
+    # Ollama's behaviour past its context: evaluate only the last num_ctx prompt tokens and say so only in
+    # prompt_eval_count (ollama#3839). Tokens here are whitespace-separated words.
+    ollama_num_ctx: int | None = None
     seed: int = 0
     model: str = "mock-llm"
     stall_s: float = 3600.0
@@ -120,8 +123,11 @@ def make_app(cfg: MockConfig) -> web.Application:
         ollama = path.startswith("/api/")
         chat = path.endswith("/chat") or path.endswith("/chat/completions")
         n = cfg.output_tokens or int((body.get("options") or {}).get("num_predict") or body.get("max_tokens") or 16)
-        prompt = json.dumps(body.get("messages") or body.get("prompt") or "")
+        raw_prompt = body.get("prompt")
+        prompt = raw_prompt if isinstance(raw_prompt, str) else json.dumps(body.get("messages") or "")
         prompt_tokens = max(1, len(prompt.split()))
+        if ollama and cfg.ollama_num_ctx:
+            prompt_tokens = min(prompt_tokens, cfg.ollama_num_ctx)
         state.stats["requests"] += 1
         fault = state.pick_fault()
         log: dict[str, Any] = {
@@ -135,6 +141,35 @@ def make_app(cfg: MockConfig) -> web.Application:
             state.stats[fault] += 1
         if fault == "http_500":
             return web.json_response({"error": {"message": "mock: injected server error"}}, status=500)
+        if body.get("stream") is False or (not ollama and "stream" not in body):
+            await _sleep_until(arrived + cfg.ttft_s + max(0, n - 1) * cfg.itl_s)
+            text = TOKEN * n
+            state.stats["completed"] += 1
+            if ollama:
+                reply: dict[str, Any] = {
+                    "model": cfg.model,
+                    "done": True,
+                    "done_reason": "length",
+                    "prompt_eval_count": prompt_tokens,
+                    "eval_count": n,
+                }
+                reply.update({"message": {"role": "assistant", "content": text}} if chat else {"response": text})
+                return web.json_response(reply)
+            choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
+            choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+            return web.json_response(
+                {
+                    "id": "mock",
+                    "object": "chat.completion" if chat else "text_completion",
+                    "model": cfg.model,
+                    "choices": [choice],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": n,
+                        "total_tokens": prompt_tokens + n,
+                    },
+                }
+            )
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson" if ollama else "text/event-stream"})
         await resp.prepare(request)
         cid = f"mock-{state.stats['requests']}"

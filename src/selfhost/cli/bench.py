@@ -335,6 +335,12 @@ def serve(model: str | None, host: str, port: int, n_ctx: int, threads: int | No
 @click.option("--fault", "faults", multiple=True, help="NAME=P: http_500, stall, disconnect, malformed, in_band_error.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--api-key", default=None, help="Require this bearer token (401 otherwise).")
+@click.option(
+    "--ollama-num-ctx",
+    type=int,
+    default=None,
+    help="Ollama endpoints truncate prompts to this many tokens silently, as Ollama does.",
+)
 def mock_server(
     host: str,
     port: int,
@@ -347,6 +353,7 @@ def mock_server(
     faults: tuple[str, ...],
     seed: int,
     api_key: str | None,
+    ollama_num_ctx: int | None,
 ) -> None:
     """A deterministic OpenAI/Ollama-compatible server with a known TTFT/ITL schedule and injectable faults."""
     from selfhost.bench.mock_server import FAULTS, MockConfig, serve
@@ -368,6 +375,7 @@ def mock_server(
             faults=fault_map,
             seed=seed,
             api_key=api_key,
+            ollama_num_ctx=ollama_num_ctx,
         ),
         host,
         port,

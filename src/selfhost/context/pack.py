@@ -32,10 +32,16 @@ class PackResult:
     trimmed_chunk: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt_tokens": self.prompt_tokens, "limit": self.limit, "fits": self.prompt_tokens <= self.limit,
-                "dropped_history_messages": self.dropped_history, "dropped_chunks": self.dropped_chunks,
-                "trimmed_chunk": self.trimmed_chunk, "kept_chunks": len(self.request.chunks),
-                "messages": build_messages(self.request)}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "limit": self.limit,
+            "fits": self.prompt_tokens <= self.limit,
+            "dropped_history_messages": self.dropped_history,
+            "dropped_chunks": self.dropped_chunks,
+            "trimmed_chunk": self.trimmed_chunk,
+            "kept_chunks": len(self.request.chunks),
+            "messages": build_messages(self.request),
+        }
 
 
 def pack(tok: Tokenizer, req: Request, n_ctx: int, reserved_output: int) -> PackResult:
@@ -78,7 +84,8 @@ def pack(tok: Tokenizer, req: Request, n_ctx: int, reserved_output: int) -> Pack
         raise UsageError(
             f"the system prompt and the question alone need {result.prompt_tokens} tokens; the limit is {limit} "
             f"(n_ctx {n_ctx} − {reserved_output} reserved for the answer)",
-            "shorten the system prompt or question, reserve fewer answer tokens, or raise n_ctx")
+            "shorten the system prompt or question, reserve fewer answer tokens, or raise n_ctx",
+        )
     result.request = cur
     return result
 
@@ -94,7 +101,7 @@ def chunk_text(tok: Tokenizer, text: str, max_tokens: int, overlap: int = 0) -> 
         if len(ids) <= max_tokens:
             pieces.append(s)
         else:
-            pieces.extend(tok.decode(ids[i:i + max_tokens]) for i in range(0, len(ids), max_tokens))
+            pieces.extend(tok.decode(ids[i : i + max_tokens]) for i in range(0, len(ids), max_tokens))
     chunks: list[str] = []
     current: list[str] = []
     for p in pieces:

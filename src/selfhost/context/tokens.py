@@ -36,11 +36,15 @@ class Tokenizer:
             try:
                 from tokenizers import Tokenizer as HFTokenizer
             except ImportError:
-                raise UsageError("counting tokens for a Hugging Face directory needs the `tokenizers` package",
-                                 "pip install tokenizers") from None
+                raise UsageError(
+                    "counting tokens for a Hugging Face directory needs the `tokenizers` package",
+                    "pip install tokenizers",
+                ) from None
             return ("hf", HFTokenizer.from_file(str(self.spec.path / "tokenizer.json")))
-        raise UsageError(f"{self.spec.name} has no tokenizer here (source: {self.spec.source})",
-                         "pass a GGUF file, `embedded`, or a model directory with tokenizer.json")
+        raise UsageError(
+            f"{self.spec.name} has no tokenizer here (source: {self.spec.source})",
+            "pass a GGUF file, `embedded`, or a model directory with tokenizer.json",
+        )
 
     def encode(self, text: str, add_special: bool = False, parse_special: bool = False) -> list[int]:
         kind, tok = self._impl
@@ -57,13 +61,23 @@ class Tokenizer:
     def count(self, text: str) -> int:
         return len(self.encode(text))
 
-    def render(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
-               add_generation_prompt: bool = True) -> str:
+    def render(
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+    ) -> str:
         if not self.spec.chat_template:
             raise UsageError(f"{self.spec.name} has no chat template", "count plain text instead")
         t = self.spec.tokenizer
-        return render_chat(self.spec.chat_template, messages, tools=tools, add_generation_prompt=add_generation_prompt,
-                           bos_token=t.bos_token, eos_token=t.eos_token)
+        return render_chat(
+            self.spec.chat_template,
+            messages,
+            tools=tools,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=t.bos_token,
+            eos_token=t.eos_token,
+        )
 
     def count_chat(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> int:
         """Prompt tokens an engine sees for this request: the rendered template, control tokens parsed,

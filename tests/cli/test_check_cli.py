@@ -40,7 +40,7 @@ def test_check_writes_both_reports(check_run: tuple[subprocess.CompletedProcess[
     printed = json.loads(r.stdout)
     on_disk = json.loads((d / "report.json").read_text())
     assert printed["sections"] == on_disk["sections"]
-    assert list(on_disk["sections"]) == ["model", "host", "load", "generation", "bench", "fit"]
+    assert list(on_disk["sections"]) == ["model", "host", "load", "generation", "bench", "template", "context", "fit"]
 
 
 def test_check_numbers_are_measured(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -123,3 +123,13 @@ def test_check_bench_section_is_a_real_http_run(check_run: tuple[subprocess.Comp
         assert Path(r["records_path"]).is_file() and r["records_path"].startswith(str(d))
     # one request at a time on this server: waiting grows with concurrency
     assert runs[2]["ttft_s"]["p50"] > runs[0]["ttft_s"]["p50"]
+
+
+def test_check_template_and_context_sections(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, d = check_run
+    s = json.loads((d / "report.json").read_text())["sections"]
+    assert s["template"]["lint"]["family"] == "chatml" and s["template"]["verify"]["agree"] is True
+    ctx = s["context"]
+    assert sum(ctx["budget"]["parts"].values()) == ctx["budget"]["prompt_tokens"]
+    assert ctx["packed"]["prompt_tokens"] <= ctx["packed"]["limit"]
+    assert ctx["probe"]["effective_context"] == 2047 and not ctx["probe"]["silent_truncation"]

@@ -11,14 +11,17 @@ from pathlib import Path
 from selfhost import __version__
 from selfhost.backends.base import GenerationParams
 from selfhost.backends.llamacpp import LlamaCppBackend
+from selfhost.backends.server import LlamaCppServer
 from selfhost.check.sections import (
     DEFAULT_PROMPTS,
     bench_section,
+    context_section,
     fit_section,
     generation_section,
     host_section,
     load_section,
     model_section,
+    template_section,
 )
 from selfhost.hardware.detect import detect_host
 from selfhost.hardware.membw import measure_memory_bandwidth
@@ -26,6 +29,8 @@ from selfhost.models.resolve import resolve_model
 from selfhost.report.section import Report, Section
 
 __all__ = ["CheckConfig", "run_check"]
+
+SERVER_N_CTX = 2048
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,15 @@ def run_check(
                 begin("generating")
                 gen = generation_section(backend, cfg.prompts, GenerationParams(max_tokens=cfg.max_tokens))
                 add(gen)
-            begin("benchmarking the model through a real HTTP server")
-            add(bench_section(spec.path, cfg.records_dir))
+            begin("starting llama-cpp-python's server with the model")
+            with LlamaCppServer(spec.path, n_ctx=SERVER_N_CTX) as server:
+                begin("benchmarking the model through a real HTTP server")
+                add(bench_section(spec.path, server.url, cfg.records_dir))
+                if spec.chat_template:
+                    begin("linting the chat template and verifying it on the server")
+                    add(template_section(spec, server.url))
+                    begin("budgeting a sample request and probing the server's context window")
+                    add(context_section(spec, server.url, SERVER_N_CTX))
             begin("planning memory and checking the plan against llama.cpp")
             add(
                 fit_section(

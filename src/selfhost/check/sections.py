@@ -28,6 +28,8 @@ __all__ = [
     "fit_section",
     "bench_section",
     "bench_runs_section",
+    "template_section",
+    "context_section",
     "DEFAULT_PROMPTS",
 ]
 
@@ -320,6 +322,7 @@ def fit_section(
 
 def bench_section(
     model_path: Path,
+    server_url: str,
     records_dir: Path,
     levels: Sequence[int] = (1, 2, 4),
     requests: int = 6,
@@ -327,34 +330,32 @@ def bench_section(
     output_tokens: int = 16,
 ) -> Section:
     """Latency and throughput through a real HTTP server (llama-cpp-python's) at several concurrencies."""
-    from selfhost.backends.server import LlamaCppServer
     from selfhost.backends.tokenizer import gguf_token_counter
     from selfhost.bench.load import LoadSpec
     from selfhost.bench.run import BenchConfig, run_bench, run_sweep
 
     count = gguf_token_counter(model_path)
     runs = []
-    with LlamaCppServer(model_path, n_ctx=2048) as server:
-        for c in levels:
-            cfg = BenchConfig(
-                url=server.url,
-                load=LoadSpec(concurrency=c, requests=requests, warmup=1 if c == 1 else 0),
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                records_path=records_dir / f"bench-concurrency{c}.jsonl",
-            )
-            runs.append(run_bench(cfg, count))
-        input_runs = run_sweep(
-            BenchConfig(
-                url=server.url,
-                load=LoadSpec(concurrency=1, requests=3),
-                output_tokens=4,
-                records_path=records_dir / "bench-input.jsonl",
-            ),
-            [64, 256, 512],
-            "input_tokens",
-            count,
+    for c in levels:
+        cfg = BenchConfig(
+            url=server_url,
+            load=LoadSpec(concurrency=c, requests=requests, warmup=1 if c == 1 else 0),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            records_path=records_dir / f"bench-concurrency{c}.jsonl",
         )
+        runs.append(run_bench(cfg, count))
+    input_runs = run_sweep(
+        BenchConfig(
+            url=server_url,
+            load=LoadSpec(concurrency=1, requests=3),
+            output_tokens=4,
+            records_path=records_dir / "bench-input.jsonl",
+        ),
+        [64, 256, 512],
+        "input_tokens",
+        count,
+    )
     notes = [
         "Server: llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the embedded model (one request "
         "at a time: extra concurrency waits, which TTFT shows). Output tokens counted with the model's tokenizer "
@@ -423,4 +424,95 @@ def bench_runs_section(runs: Sequence[dict[str, Any]], notes: Sequence[str] = ()
     ]
     return Section(
         "bench", "Serving latency and throughput (measured over HTTP)", {"runs": list(runs)}, rows, plots, notes
+    )
+
+
+def template_section(spec: ModelSpec, server_url: str) -> Section:
+    """The chat template: lint findings, and proof that a real server renders it as the model expects."""
+    from selfhost.template.lint import lint_template
+    from selfhost.template.verify import verify_server
+
+    tok = spec.tokenizer
+    report = lint_template(
+        spec.chat_template or "", bos_token=tok.bos_token, eos_token=tok.eos_token, add_bos_token=tok.add_bos_token
+    )
+    verified = verify_server(server_url, spec)
+    rows = [
+        ("family", report.family),
+        ("system role", str(report.supports_system_role)),
+        ("tools", str(report.supports_tools)),
+        ("generation prompt", str(report.supports_generation_prompt)),
+        (
+            "live server (llama-cpp-python)",
+            f"{'agrees' if verified['agree'] else 'DIFFERS'}: chat endpoint {verified['chat']['prompt_tokens']} "
+            f"prompt tokens, selfhost's render {verified['raw_completion']['prompt_tokens']}; same greedy output: "
+            f"{verified['outputs_agree']}",
+        ),
+    ]
+    rows += [(f"{f.severity}: {f.code}", f.message) for f in report.findings]
+    notes = [
+        "Rendered in jinja2's sandbox exactly as transformers' apply_chat_template would (byte parity on "
+        "llama.cpp's 70 official templates). Verification sends one conversation through the server's chat "
+        "endpoint and selfhost's rendering of it through the raw completion endpoint, at temperature 0."
+    ]
+    return Section(
+        "template",
+        "Chat template (linted, verified on a live server)",
+        {"lint": report.to_dict(), "verify": verified},
+        rows,
+        [],
+        notes,
+    )
+
+
+def context_section(spec: ModelSpec, server_url: str, server_n_ctx: int) -> Section:
+    """Token budget of a sample RAG request, packing it into a small window, and the server's real window."""
+    from selfhost.context.budget import Request, budget
+    from selfhost.context.pack import pack
+    from selfhost.context.probe import probe_context
+    from selfhost.context.tokens import Tokenizer
+
+    tok = Tokenizer(spec)
+    chunk = " ".join(f"Passage sentence {i}: the service keeps its data in region {i % 3}." for i in range(30))
+    req = Request(
+        question="Which region holds the data?",
+        system="Answer only from the context.",
+        chunks=[chunk, chunk.replace("region", "zone"), chunk.replace("data", "backups")],
+        history=[{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi! Ask away."}],
+    )
+    b = budget(tok, req, n_ctx=4096, reserved_output=512)
+    packed = pack(tok, req, n_ctx=1024, reserved_output=256)
+    probe = probe_context(server_url, tok, upper=server_n_ctx * 2)
+    probe.pop("attempts", None)
+    rows = [(f"sample RAG request: {k}", f"{v:,} tokens") for k, v in b["parts"].items()]
+    rows += [
+        ("sample request total", f"{b['total_tokens']:,} of {b['n_ctx']:,} ({'fits' if b['fits'] else 'no'})"),
+        (
+            "packed into 1,024 − 256",
+            f"{packed.prompt_tokens} prompt tokens; dropped "
+            f"{packed.dropped_history} history messages, chunks {packed.dropped_chunks}, "
+            f"trimmed chunk {packed.trimmed_chunk}",
+        ),
+        (
+            "server's effective window",
+            f"{probe['effective_context']:,} tokens (started with n_ctx {server_n_ctx}); past it: {probe['behaviour']}",
+        ),
+    ]
+    plot = bar_chart(
+        list(b["parts"]) + ["reserved answer"],
+        [*b["parts"].values(), b["reserved_output"]],
+        title="Where the sample request's tokens go (model's own tokenizer)",
+        unit="tokens",
+    )
+    notes = [
+        "Counts use the model's tokenizer on the rendered chat template (they equal llama.cpp's prompt token "
+        "count); the probe bisects with prompts of known size against the running server."
+    ]
+    return Section(
+        "context",
+        "Context budget (real tokenizer)",
+        {"budget": b, "packed": packed.to_dict(), "probe": probe},
+        rows,
+        [plot],
+        notes,
     )

@@ -92,3 +92,27 @@ def test_verify_catches_a_server_with_the_wrong_template(smollm2_path: Path) -> 
         d = verify_server(wrong.url, spec_from_gguf(smollm2_path))
     assert not d["prompt_tokens_agree"] and d["prompt_token_difference"] != 0
     assert not d["agree"]
+
+
+def test_verify_ollama_wire(tmp_path: Path) -> None:
+    """The mock stands for Ollama (not runnable here): it applies no template, so what this proves is the wire
+    path — /api/chat vs /api/generate raw=true and prompt_eval_count read from both — and that a server whose
+    chat path evaluates a different prompt than selfhost's render is reported as differing."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen(
+        [sys.executable, "-m", "selfhost", "mock-server", "--port", "0", "--ttft", "0", "--itl", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None
+    url = p.stdout.readline().split()[-1]
+    try:
+        d = json.loads(run("template", "verify", url, "--api", "ollama", "--served-name", "mock-llm", "--json").stdout)
+    finally:
+        p.terminate()
+        p.wait()
+        p.stdout.close()
+    assert d["api"] == "ollama" and isinstance(d["chat"]["prompt_tokens"], int)
+    assert isinstance(d["raw_completion"]["prompt_tokens"], int) and not d["prompt_tokens_agree"]

@@ -175,13 +175,17 @@ def lint(
 )
 @click.option("--served-name", default=None, help="Model name to put in requests (default: the server's).")
 @click.option("--api-key", default=None)
+@click.option("--api", type=click.Choice(["openai", "ollama"]), default="openai", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def verify(url: str, model: str | None, served_name: str | None, api_key: str | None, as_json: bool) -> None:
+def verify(url: str, model: str | None, served_name: str | None, api_key: str | None, api: str, as_json: bool) -> None:
     """Prove the server at URL applies MODEL's official template: chat vs selfhost-rendered raw completion."""
     from selfhost.models.resolve import resolve_model
     from selfhost.template.verify import verify_server
 
-    r = verify_server(url, resolve_model(model), model=served_name, api_key=api_key)
+    spec = resolve_model(model)
+    r = verify_server(
+        url, spec, model=served_name or (spec.name if api == "ollama" else None), api_key=api_key, api=api
+    )
     if as_json:
         print_json(r)
     else:

@@ -55,6 +55,7 @@ def verify_server(
     model: str | None = None,
     max_tokens: int = 24,
     api_key: str | None = None,
+    api: str = "openai",
 ) -> dict[str, Any]:
     if not spec.chat_template:
         raise BackendError(
@@ -67,19 +68,36 @@ def verify_server(
     rendered = render_chat(
         spec.chat_template, messages, add_generation_prompt=True, bos_token=tok.bos_token, eos_token=tok.eos_token
     )
-    common: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "top_p": 1.0}
-    if model:
-        common["model"] = model
-    chat = _post(url + "/v1/chat/completions", {**common, "messages": messages}, api_key)
-    raw = _post(url + "/v1/completions", {**common, "prompt": rendered}, api_key)
-    chat_text = chat["choices"][0]["message"].get("content") or ""
-    raw_text = raw["choices"][0].get("text") or ""
-    chat_tokens = (chat.get("usage") or {}).get("prompt_tokens")
-    raw_tokens = (raw.get("usage") or {}).get("prompt_tokens")
+    if api == "ollama":
+        # Ollama: /api/chat applies the model's Go template; /api/generate with raw=true takes selfhost's render
+        # as is. prompt_eval_count is the only place Ollama reports what it evaluated.
+        opts = {"num_predict": max_tokens, "temperature": 0.0, "seed": 0, "top_p": 1.0}
+        chat = _post(
+            url + "/api/chat", {"model": model, "messages": messages, "stream": False, "options": opts}, api_key
+        )
+        raw = _post(
+            url + "/api/generate",
+            {"model": model, "prompt": rendered, "raw": True, "stream": False, "options": opts},
+            api_key,
+        )
+        chat_text = (chat.get("message") or {}).get("content") or ""
+        raw_text = raw.get("response") or ""
+        chat_tokens, raw_tokens = chat.get("prompt_eval_count"), raw.get("prompt_eval_count")
+    else:
+        common: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "top_p": 1.0}
+        if model:
+            common["model"] = model
+        chat = _post(url + "/v1/chat/completions", {**common, "messages": messages}, api_key)
+        raw = _post(url + "/v1/completions", {**common, "prompt": rendered}, api_key)
+        chat_text = chat["choices"][0]["message"].get("content") or ""
+        raw_text = raw["choices"][0].get("text") or ""
+        chat_tokens = (chat.get("usage") or {}).get("prompt_tokens")
+        raw_tokens = (raw.get("usage") or {}).get("prompt_tokens")
     agree_tokens = chat_tokens is not None and chat_tokens == raw_tokens
     agree_text = chat_text == raw_text
     out: dict[str, Any] = {
         "url": url,
+        "api": api,
         "rendered_prompt": rendered,
         "chat": {"prompt_tokens": chat_tokens, "text": chat_text},
         "raw_completion": {"prompt_tokens": raw_tokens, "text": raw_text},

@@ -40,7 +40,17 @@ def test_check_writes_both_reports(check_run: tuple[subprocess.CompletedProcess[
     printed = json.loads(r.stdout)
     on_disk = json.loads((d / "report.json").read_text())
     assert printed["sections"] == on_disk["sections"]
-    assert list(on_disk["sections"]) == ["model", "host", "load", "generation", "bench", "template", "context", "fit"]
+    assert list(on_disk["sections"]) == [
+        "model",
+        "host",
+        "load",
+        "generation",
+        "bench",
+        "cost",
+        "template",
+        "context",
+        "fit",
+    ]
 
 
 def test_check_numbers_are_measured(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -133,3 +143,14 @@ def test_check_template_and_context_sections(check_run: tuple[subprocess.Complet
     assert sum(ctx["budget"]["parts"].values()) == ctx["budget"]["prompt_tokens"]
     assert ctx["packed"]["prompt_tokens"] <= ctx["packed"]["limit"]
     assert ctx["probe"]["effective_context"] == 2047 and not ctx["probe"]["silent_truncation"]
+
+
+def test_check_cost_section(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, d = check_run
+    s = json.loads((d / "report.json").read_text())["sections"]
+    best = s["cost"]["rented"]["best_level"]
+    tps = max(r["output_tokens_per_s"] for r in s["bench"]["runs"])
+    assert best["output_tokens_per_s"] == tps
+    rate = s["cost"]["rented"]["hardware"]["rent_per_gpu_hour"]
+    assert best["usd_per_million_output_tokens"] == pytest.approx(rate / (tps * 3600) * 1e6)
+    assert any("assumed" in a for a in s["cost"]["electricity_only"]["assumptions"])

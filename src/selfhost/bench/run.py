@@ -131,7 +131,10 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
             async def execute(rec: RequestRecord) -> RequestRecord:
                 p = prompts[rec.id % len(prompts)]
                 path, body = build_request(cfg.api, model, p.content, p.max_tokens, ignore_eos=cfg.ignore_eos)
-                return await send_request(session, url, cfg.api, path, body, rec, headers, count_tokens)
+                done = await send_request(session, url, cfg.api, path, body, rec, headers, count_tokens)
+                if done.prompt_tokens is None and p.input_tokens is not None:
+                    done.prompt_tokens = p.input_tokens  # the prompt text by the tokenizer (no template overhead)
+                return done
 
             def on_record(rec: RequestRecord) -> None:
                 records.append(rec)

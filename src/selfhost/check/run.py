@@ -16,6 +16,7 @@ from selfhost.check.sections import (
     DEFAULT_PROMPTS,
     bench_section,
     context_section,
+    cost_section,
     fit_section,
     generation_section,
     host_section,
@@ -88,7 +89,9 @@ def run_check(
             begin("starting llama-cpp-python's server with the model")
             with LlamaCppServer(spec.path, n_ctx=SERVER_N_CTX) as server:
                 begin("benchmarking the model through a real HTTP server")
-                add(bench_section(spec.path, server.url, cfg.records_dir))
+                bench = bench_section(spec.path, server.url, cfg.records_dir)
+                add(bench)
+                add(cost_section(bench.data["runs"], "the bench section of this report"))
                 if spec.chat_template:
                     begin("linting the chat template and verifying it on the server")
                     add(template_section(spec, server.url))

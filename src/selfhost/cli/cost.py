@@ -1,0 +1,111 @@
+"""`selfhost cost`: what self-hosting costs per million tokens, and when it beats a hosted API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from selfhost.cli.output import print_json, print_rows, stdout
+
+
+@click.command()
+@click.option(
+    "--bench",
+    "bench_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A saved `selfhost bench --json` result (default: run a short bench on the embedded model).",
+)
+@click.option("--gpu", default=None, help="Catalog GPU (prices and board power from the catalog).")
+@click.option("--gpus", type=int, default=1, show_default=True)
+@click.option("--price-per-hour", type=float, default=None, help="Rent, $ per GPU-hour (overrides the catalog).")
+@click.option("--owned", is_flag=True, help="Owned hardware: amortised purchase + power.")
+@click.option("--purchase-price", type=float, default=None, help="$ for all the hardware (implies --owned).")
+@click.option("--lifetime-years", type=float, default=3.0, show_default=True)
+@click.option("--watts", type=float, default=None, help="Power at load (default: NVML, else catalog board power).")
+@click.option("--idle-watts", type=float, default=None)
+@click.option("--kwh-price", type=float, default=0.15, show_default=True, help="$ per kWh.")
+@click.option("--utilization", type=float, default=1.0, show_default=True, help="Fraction of hours serving.")
+@click.option(
+    "--api",
+    "api_names",
+    default="gpt-4o-mini,gpt-4o",
+    show_default=True,
+    help="Hosted APIs to compare with (catalog names, comma separated).",
+)
+@click.option("--api-price", default=None, help="IN,OUT $ per 1M tokens of another API.")
+@click.option("--json", "as_json", is_flag=True)
+def cost(
+    bench_path: Path | None,
+    gpu: str | None,
+    gpus: int,
+    price_per_hour: float | None,
+    owned: bool,
+    purchase_price: float | None,
+    lifetime_years: float,
+    watts: float | None,
+    idle_watts: float | None,
+    kwh_price: float,
+    utilization: float,
+    api_names: str,
+    api_price: str | None,
+    as_json: bool,
+) -> None:
+    """Dollars per million tokens at measured throughput; the monthly volume where self-hosting wins."""
+    from selfhost.cost.run import (
+        HardwareOptions,
+        cost_report,
+        find_api_price,
+        hardware_from_options,
+        load_bench,
+        parse_api_price,
+    )
+
+    hw = hardware_from_options(
+        HardwareOptions(gpu, gpus, price_per_hour, owned, purchase_price, lifetime_years, watts, idle_watts, kwh_price)
+    )
+    apis = [find_api_price(n.strip()) for n in api_names.split(",") if n.strip()]
+    if api_price:
+        apis.append(parse_api_price(api_price))
+    if bench_path is not None:
+        bench = load_bench(bench_path)
+        source = str(bench_path)
+    else:
+        from selfhost.cost.embedded import bench_embedded
+
+        bench, source = bench_embedded(Path("selfhost-runs"))
+    r = cost_report(bench, hw, apis, utilization, source)
+    if as_json:
+        print_json(r)
+        return
+    rows = [
+        ("hardware", f"{hw.name} × {hw.gpus}"),
+        ("cost per hour", f"${r['hourly_usd']['total']:.4f}"),
+        ("utilization", f"{utilization:.0%}"),
+    ]
+    for lv in r["levels"]:
+        tag = f"concurrency {lv['concurrency']}" if lv["concurrency"] else f"rate {lv['rate']}"
+        rows.append(
+            (
+                tag,
+                f"{lv['output_tokens_per_s']:.1f} output tok/s → ${lv['usd_per_million_output_tokens']:.2f} "
+                "per 1M output tokens",
+            )
+        )
+    for name, be in r["best_level"]["break_even"].items():
+        rows.append(
+            (
+                f"vs {name}",
+                f"break-even {be['break_even_output_tokens_per_month'] / 1e6:,.1f}M output "
+                f"tokens/month (utilization needed {be['utilization_needed']:.0%}; "
+                f"{'reachable' if be['reachable_with_one_server'] else 'NOT reachable'} "
+                "with one server)",
+            )
+        )
+    print_rows("selfhost cost", rows)
+    for s in r["sources"]:
+        stdout.print(f"[dim]source: {s}[/]")
+    for a in r["assumptions"]:
+        stdout.print(f"[yellow]assumed:[/] {a}")
+    stdout.print(f"[dim]throughput from: {r['throughput_from']}[/]")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gguf
@@ -24,3 +28,23 @@ def write_sparse_huge_gguf(path: Path, n_bytes: int) -> None:
     w.close()
     size = path.stat().st_size
     os.truncate(path, size + n_bytes + 64)
+
+
+@contextmanager
+def mock_server_process(*args: str) -> Iterator[str]:
+    """`selfhost mock-server` in its own process on a free port; yields its base URL."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "selfhost", "mock-server", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    try:
+        assert line.startswith("listening on "), line
+        yield line.split()[-1]
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+        p.stdout.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from selfhost.backends.http import OllamaHttpBackend, OpenAIHttpBackend
 from selfhost.backends.llamacpp import LlamaCppBackend
 from selfhost.backends.server import LlamaCppServer
 from selfhost.errors import BackendError
+from tests.helpers import mock_server_process
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 
@@ -47,30 +46,8 @@ def test_openai_backend_tokenize_and_complete(server: LlamaCppServer) -> None:
 
 @pytest.fixture
 def ollama_mock() -> Iterator[str]:
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "selfhost",
-            "mock-server",
-            "--port",
-            "0",
-            "--ttft",
-            "0.02",
-            "--itl",
-            "0.005",
-            "--reasoning-tokens",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert p.stdout is not None
-    url = p.stdout.readline().split()[-1]
-    yield url
-    p.terminate()
-    p.wait()
-    p.stdout.close()
+    with mock_server_process("--ttft", "0.02", "--itl", "0.005", "--reasoning-tokens", "2") as url:
+        yield url
 
 
 def test_ollama_backend(ollama_mock: str) -> None:

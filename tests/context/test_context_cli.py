@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from selfhost.backends.server import LlamaCppServer
 from tests.cli.test_info_cli import _one_line_error, run
+from tests.helpers import mock_server_process
 
 
 def test_count_contract() -> None:
@@ -80,29 +79,8 @@ def test_probe_real_server_refuses_past_its_window(smollm2_path: Path) -> None:
 def ollama_like() -> Iterator[str]:
     """Stands for Ollama, which cannot run here: the mock answers Ollama's /api/generate and, like Ollama with
     num_ctx 2048, evaluates only the last 2048 prompt tokens while answering 200 OK (ollama#3839)."""
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "selfhost",
-            "mock-server",
-            "--port",
-            "0",
-            "--ttft",
-            "0",
-            "--itl",
-            "0",
-            "--ollama-num-ctx",
-            "2048",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert p.stdout is not None
-    yield p.stdout.readline().split()[-1]
-    p.terminate()
-    p.wait()
-    p.stdout.close()
+    with mock_server_process("--ttft", "0", "--itl", "0", "--ollama-num-ctx", "2048") as url:
+        yield url
 
 
 def test_probe_detects_silent_truncation(ollama_like: str) -> None:

@@ -12,6 +12,7 @@ from selfhost.backends.server import LlamaCppServer
 from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.template.verify import verify_server
 from tests.cli.test_info_cli import _one_line_error, run
+from tests.helpers import mock_server_process
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
 
@@ -98,21 +99,7 @@ def test_verify_ollama_wire(tmp_path: Path) -> None:
     """The mock stands for Ollama (not runnable here): it applies no template, so what this proves is the wire
     path — /api/chat vs /api/generate raw=true and prompt_eval_count read from both — and that a server whose
     chat path evaluates a different prompt than selfhost's render is reported as differing."""
-    import subprocess
-    import sys
-
-    p = subprocess.Popen(
-        [sys.executable, "-m", "selfhost", "mock-server", "--port", "0", "--ttft", "0", "--itl", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert p.stdout is not None
-    url = p.stdout.readline().split()[-1]
-    try:
+    with mock_server_process("--ttft", "0", "--itl", "0") as url:
         d = json.loads(run("template", "verify", url, "--api", "ollama", "--served-name", "mock-llm", "--json").stdout)
-    finally:
-        p.terminate()
-        p.wait()
-        p.stdout.close()
     assert d["api"] == "ollama" and isinstance(d["chat"]["prompt_tokens"], int)
     assert isinstance(d["raw_completion"]["prompt_tokens"], int) and not d["prompt_tokens_agree"]

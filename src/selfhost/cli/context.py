@@ -99,23 +99,20 @@ def count(text: str | None, model: str | None, file: Path | None, parse_special:
         stdout.print(f"{n} tokens ({len(body)} characters, {tok.spec.name})")
 
 
+def _from_options(opts: dict[str, Any]) -> tuple[Any, Any, int, int, bool]:
+    """(tokenizer, request, n_ctx, reserve, as_json) from the options `_request_options` declares."""
+    req = _request(opts["system"], opts["system_file"], opts["chunk_files"], opts["history_file"], opts["question"])
+    return _tok(opts["model"]), req, opts["n_ctx"], opts["reserve"], opts["as_json"]
+
+
 @context.command("budget")
 @_request_options
-def budget_cmd(
-    model: str | None,
-    n_ctx: int,
-    reserve: int,
-    system: str | None,
-    system_file: Path | None,
-    chunk_files: tuple[Path, ...],
-    history_file: Path | None,
-    question: str,
-    as_json: bool,
-) -> None:
+def budget_cmd(**opts: Any) -> None:
     """Where a request's tokens go, against the context window."""
     from selfhost.context.budget import budget
 
-    b = budget(_tok(model), _request(system, system_file, chunk_files, history_file, question), n_ctx, reserve)
+    tok, req, n_ctx, reserve, as_json = _from_options(opts)
+    b = budget(tok, req, n_ctx, reserve)
     if as_json:
         print_json(b)
         return
@@ -127,34 +124,24 @@ def budget_cmd(
 
 @context.command("pack")
 @_request_options
-def pack_cmd(
-    model: str | None,
-    n_ctx: int,
-    reserve: int,
-    system: str | None,
-    system_file: Path | None,
-    chunk_files: tuple[Path, ...],
-    history_file: Path | None,
-    question: str,
-    as_json: bool,
-) -> None:
+def pack_cmd(**opts: Any) -> None:
     """Fit a request into the window: oldest history first, then lowest-ranked chunks, trimming at sentences."""
     from selfhost.context.pack import pack
 
-    r = pack(_tok(model), _request(system, system_file, chunk_files, history_file, question), n_ctx, reserve)
-    d = r.to_dict()
+    tok, req, n_ctx, reserve, as_json = _from_options(opts)
+    d = pack(tok, req, n_ctx, reserve).to_dict()
     if as_json:
         print_json(d)
-    else:
-        print_rows(
-            "packed",
-            [
-                ("prompt tokens", f"{d['prompt_tokens']} of {d['limit']}"),
-                ("dropped history messages", str(d["dropped_history_messages"])),
-                ("dropped chunks", str(d["dropped_chunks"])),
-                ("trimmed chunk", str(d["trimmed_chunk"])),
-            ],
-        )
+        return
+    print_rows(
+        "packed",
+        [
+            ("prompt tokens", f"{d['prompt_tokens']} of {d['limit']}"),
+            ("dropped history messages", str(d["dropped_history_messages"])),
+            ("dropped chunks", str(d["dropped_chunks"])),
+            ("trimmed chunk", str(d["trimmed_chunk"])),
+        ],
+    )
 
 
 @context.command("chunk")

@@ -61,9 +61,12 @@ def cost(
         load_bench,
         parse_api_price,
     )
+    from selfhost.hardware.detect import gpu_power_watts
 
+    measured = gpu_power_watts() if (owned or purchase_price is not None) and watts is None else None
     hw = hardware_from_options(
-        HardwareOptions(gpu, gpus, price_per_hour, owned, purchase_price, lifetime_years, watts, idle_watts, kwh_price)
+        HardwareOptions(gpu, gpus, price_per_hour, owned, purchase_price, lifetime_years, watts, idle_watts, kwh_price),
+        measured_watts=measured,
     )
     apis = [find_api_price(n.strip()) for n in api_names.split(",") if n.strip()]
     if api_price:

@@ -77,7 +77,7 @@ def hardware_from_options(o: HardwareOptions, measured_watts: float | None = Non
             watts = board_w * o.gpus
             assumptions.append(f"power: board power {board_w:g} W per GPU from the GPU catalog (not measured)")
         elif watts is not None and o.watts is None:
-            sources.append("power: measured with NVML")
+            sources.append("power: NVML reading when `selfhost cost` ran (run it while the server is under load)")
         if watts is None:
             raise UsageError("no power figure for owned hardware", "pass --watts W")
         idle = o.idle_watts if o.idle_watts is not None else 0.0

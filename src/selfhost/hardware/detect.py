@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 
-__all__ = ["GPUInfo", "HostInfo", "detect_host"]
+__all__ = ["GPUInfo", "HostInfo", "detect_host", "gpu_power_watts"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,28 @@ def _nvidia_gpus() -> list[GPUInfo]:
             name = pynvml.nvmlDeviceGetName(h)
             out.append(GPUInfo(i, name.decode() if isinstance(name, bytes) else name, int(mem.total), int(mem.free)))
         return out
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def gpu_power_watts() -> float | None:
+    """Total power draw of this machine's NVIDIA GPUs right now (NVML), or None without NVML."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # no driver or no GPU
+        return None
+    try:
+        return (
+            sum(
+                pynvml.nvmlDeviceGetPowerUsage(pynvml.nvmlDeviceGetHandleByIndex(i))
+                for i in range(pynvml.nvmlDeviceGetCount())
+            )
+            / 1000.0
+        )
     finally:
         pynvml.nvmlShutdown()
 

@@ -77,6 +77,14 @@ class LlamaCppServer:
             cmd += ["--chat_format", self.chat_format]
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        try:
+            return self._wait_ready(timeout_s)
+        except BaseException:  # Ctrl-C or a failure while starting: never leave the child running
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout_s: float) -> LlamaCppServer:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -25,7 +25,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from selfhost.cli import bench, check, context, cost, fit, info, template
+    from selfhost.cli import bench, check, context, cost, fit, info, quant, template
 
     cli.add_command(bench.bench)
     cli.add_command(bench.serve)
@@ -33,6 +33,7 @@ def _register() -> None:
     cli.add_command(context.context)
     cli.add_command(cost.cost)
     cli.add_command(fit.fit)
+    cli.add_command(quant.quant)
     cli.add_command(template.template)
     cli.add_command(info.info)
     cli.add_command(info.models)

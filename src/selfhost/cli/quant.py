@@ -1,0 +1,133 @@
+"""`selfhost quant [MODEL]`: the lowest quantization that still does the job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from selfhost.cli.output import print_json, stderr, stdout
+from selfhost.errors import UsageError
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option(
+    "--variants",
+    "names",
+    default="Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q3_K_M,Q2_K",
+    show_default=True,
+    help="Variants to make locally from an F16 reference.",
+)
+@click.option("--variant", "extra", multiple=True, help="NAME=PATH of a GGUF to include as it is.")
+@click.option(
+    "--suite",
+    "suite_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL suite (default: the built-in 64-case suite).",
+)
+@click.option(
+    "--text",
+    "text_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Text for the KL divergence (default: a bundled public-domain text).",
+)
+@click.option("--limit", type=int, default=None, help="Use only the first N cases (a quick look).")
+@click.option(
+    "--max-drop",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Gate: pass rate may not be provably worse than the reference by more than this.",
+)
+@click.option("--max-kld-p99", type=float, default=1.0, show_default=True, help="Gate: KLD p99 bound.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("selfhost-runs/quant"),
+    show_default=True,
+    help="Variants and the resumable per-item JSONL go here.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def quant(
+    model: str | None,
+    names: str,
+    extra: tuple[str, ...],
+    suite_path: Path | None,
+    text_path: Path | None,
+    limit: int | None,
+    max_drop: float,
+    max_kld_p99: float,
+    out_dir: Path,
+    as_json: bool,
+) -> None:
+    """Make variants, run your suite on each, measure KL divergence, and recommend the smallest that passes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from selfhost.models.resolve import local_gguf_path, resolve_model
+    from selfhost.quant.kld import default_text
+    from selfhost.quant.run import Gates, QuantConfig, run_quant
+    from selfhost.quant.suite import default_suite, load_suite
+    from selfhost.quant.variants import FTYPES, Variant, make_variants
+
+    spec = resolve_model(model)
+    wanted = [n.strip().upper() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in FTYPES]
+    if unknown:
+        raise UsageError(f"unknown variant {unknown[0]!r}", f"valid: {', '.join(FTYPES)}; or --variant NAME=PATH")
+    if suite_path is not None and not suite_path.exists():
+        raise UsageError(f"no suite file at {suite_path}")
+    cases = load_suite(suite_path) if suite_path else default_suite()
+    cases = cases[:limit] if limit else cases
+    stderr.print("making variants with llama.cpp's quantizer ...")
+    variants = make_variants(local_gguf_path(spec), out_dir / "variants", wanted, spec.file_type)
+    for e in extra:
+        name, sep, path = e.partition("=")
+        if not sep:
+            raise UsageError(f"--variant {e!r} is not NAME=PATH")
+        variants.append(Variant(name, Path(path), "given on the command line"))
+    cfg = QuantConfig(
+        variants,
+        cases,
+        text_path.read_text(encoding="utf-8") if text_path else default_text(),
+        out_dir / "items.jsonl",
+        Gates(max_drop, max_kld_p99),
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("generating", total=len(variants) * len(cases))
+        result = run_quant(cfg, lambda what, n, total: bar.update(task, completed=n, description=what))
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"selfhost quant: {spec.name} ({len(cases)} cases)", title_justify="left")
+    for col in ("variant", "size", "pass rate", "Δ vs ref (95% CI)", "KLD mean", "KLD p99", "top-1", "tok/s", "gates"):
+        t.add_column(col, justify="right")
+    for r in result["variants"]:
+        d = r["difference_vs_reference"]
+        t.add_row(
+            r["name"],
+            f"{r['file_bytes'] / 2**20:.1f} MiB",
+            f"{r['pass_rate']:.0%}",
+            f"{d['difference']:+.0%} [{d['ci_low']:+.0%}, {d['ci_high']:+.0%}]",
+            f"{r['kld_mean']:.4f}",
+            f"{r['kld_p99']:.3f}",
+            f"{r['top1_agreement']:.0%}",
+            f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-",
+            "pass" if r["passes_gates"] else "fail",
+        )
+    stdout.print(t)
+    stdout.print(f"recommended: [bold]{result['recommended']}[/] — {result['recommendation']['why']}")
+    if result["reference"]["note"]:
+        stdout.print(f"[yellow]note:[/] the reference is {result['reference']['note']}")

@@ -1,0 +1,108 @@
+"""Checks a suite applies to an output: JSON validity and schema, regex, contains, exact, numbers, and
+verifiable instructions in the IFEval style."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["CHECKS", "run_check", "validate_check"]
+
+
+def _json_value(text: str) -> Any:
+    """The first JSON object or array in the output (models often wrap it in prose or a code fence)."""
+    s = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", s, flags=re.S)
+    if fence:
+        s = fence.group(1).strip()
+    for opener in ("{", "["):
+        i = s.find(opener)
+        if i >= 0:
+            try:
+                return json.JSONDecoder().raw_decode(s[i:])[0]
+            except json.JSONDecodeError:
+                continue
+    return json.loads(s)  # raises on anything that is not JSON
+
+
+def _is_json(out: str, c: dict[str, Any]) -> bool:
+    try:
+        _json_value(out)
+        return True
+    except (json.JSONDecodeError, ValueError):
+        return False
+
+
+def _schema(out: str, c: dict[str, Any]) -> bool:
+    import jsonschema
+
+    try:
+        jsonschema.validate(_json_value(out), c["schema"])
+        return True
+    except (json.JSONDecodeError, ValueError, jsonschema.ValidationError):
+        return False
+
+
+def _number(out: str, c: dict[str, Any]) -> bool:
+    nums = re.findall(r"-?\d+(?:\.\d+)?", out.replace(",", ""))
+    return bool(nums) and abs(float(nums[0]) - float(c["value"])) <= float(c.get("tolerance", 0))
+
+
+def _words(out: str) -> int:
+    return len(re.findall(r"\b\w+\b", out))
+
+
+CHECKS: dict[str, tuple[tuple[str, ...], Callable[[str, dict[str, Any]], bool]]] = {
+    # name: (required fields, predicate)
+    "json": ((), _is_json),
+    "json_schema": (("schema",), _schema),
+    "regex": (("pattern",), lambda o, c: re.search(c["pattern"], o) is not None),
+    "contains": (("value",), lambda o, c: str(c["value"]).lower() in o.lower()),
+    "not_contains": (("value",), lambda o, c: str(c["value"]).lower() not in o.lower()),
+    "exact": (("value",), lambda o, c: o.strip() == str(c["value"]).strip()),
+    "number": (("value",), _number),
+    "word_count": ((), lambda o, c: int(c.get("min", 0)) <= _words(o) <= int(c.get("max", 10**9))),
+    "sentence_count": (
+        (),
+        lambda o, c: (
+            int(c.get("min", 0)) <= len([s for s in re.split(r"[.!?]+", o) if s.strip()]) <= int(c.get("max", 10**9))
+        ),
+    ),
+    "bullet_count": (
+        (),
+        lambda o, c: (
+            int(c.get("min", 0)) <= len(re.findall(r"^\s*[-*•]\s+", o, flags=re.M)) <= int(c.get("max", 10**9))
+        ),
+    ),
+    "lowercase": ((), lambda o, c: o == o.lower() and any(ch.isalpha() for ch in o)),
+    "no_commas": ((), lambda o, c: "," not in o),
+    "starts_with": (("value",), lambda o, c: o.strip().lower().startswith(str(c["value"]).lower())),
+    "ends_with": (("value",), lambda o, c: o.strip().lower().endswith(str(c["value"]).lower())),
+    "keywords": (("values",), lambda o, c: all(str(k).lower() in o.lower() for k in c["values"])),
+}
+# "agreement" (the same output as the reference variant) is evaluated by the runner, which knows both outputs.
+
+
+def validate_check(c: Any) -> str | None:
+    """None when the check is well-formed, else what is wrong."""
+    if not isinstance(c, dict) or "type" not in c:
+        return "a check must be an object with a 'type'"
+    if c["type"] == "agreement":
+        return None
+    if c["type"] not in CHECKS:
+        return f"unknown check type {c['type']!r} (valid: {', '.join([*CHECKS, 'agreement'])})"
+    missing = [f for f in CHECKS[c["type"]][0] if f not in c]
+    if missing:
+        return f"check {c['type']!r} needs {', '.join(missing)}"
+    if c["type"] == "regex":
+        try:
+            re.compile(c["pattern"])
+        except re.error as exc:
+            return f"invalid regex {c['pattern']!r}: {exc}"
+    return None
+
+
+def run_check(output: str, c: dict[str, Any]) -> bool:
+    return bool(CHECKS[c["type"]][1](output, c))

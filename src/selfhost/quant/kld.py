@@ -1,0 +1,78 @@
+"""Teacher-forced distribution metrics of a variant against the reference, over the same tokens:
+KL(P_ref ‖ P_variant) per position, top-1 agreement, and Δp of the actual next token (variant − reference),
+reported with mean, median, p99 and max (cf. llama-perplexity --kl-divergence; logits here stay float32,
+so an identical model gives KL 0 exactly rather than llama-perplexity's uint16 floor)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["default_text", "logprobs", "compare_distributions", "summarize"]
+
+
+def default_text() -> str:
+    """The opening of the US Declaration of Independence (public domain)."""
+    return resources.files("selfhost.quant").joinpath("data/declaration.txt").read_text(encoding="utf-8")
+
+
+def logprobs(model_path: Path, text: str, max_tokens: int = 512, threads: int | None = None) -> tuple[list[int], Any]:
+    """(token ids, float32 log-probabilities [n−1, vocab]) of each next token given the ones before."""
+    import llama_cpp
+
+    from selfhost.backends.llamacpp import _LogCapture
+
+    _LogCapture.start()
+    try:
+        vocab = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+        tokens = vocab.tokenize(text.encode("utf-8"), add_bos=True, special=False)[:max_tokens]
+        vocab.close()
+        llm = llama_cpp.Llama(
+            model_path=str(model_path),
+            n_ctx=len(tokens) + 16,
+            n_batch=512,
+            logits_all=True,
+            n_threads=threads,
+            verbose=False,
+        )
+    finally:
+        _LogCapture.stop()
+    try:
+        llm.eval(tokens)
+        logits = np.array(llm.scores[: len(tokens) - 1], dtype=np.float64)
+    finally:
+        llm.close()
+    logits -= logits.max(axis=1, keepdims=True)
+    logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return list(tokens), logits.astype(np.float32)
+
+
+def compare_distributions(ref_tokens: list[int], ref: Any, var_tokens: list[int], var: Any) -> dict[str, Any]:
+    if ref_tokens != var_tokens:
+        raise ValueError("reference and variant tokenized the text differently; they are not the same model family")
+    p = np.exp(ref.astype(np.float64))
+    kl = (p * (ref.astype(np.float64) - var.astype(np.float64))).sum(axis=1)
+    kl = np.maximum(kl, 0.0)  # rounding can leave −1e-12
+    nxt = np.asarray(ref_tokens[1:])
+    rows = np.arange(len(nxt))
+    dp = np.exp(var[rows, nxt].astype(np.float64)) - p[rows, nxt]
+    top1 = ref.argmax(axis=1) == var.argmax(axis=1)
+    return {"kld": kl, "delta_p": dp, "top1": top1}
+
+
+def summarize(d: dict[str, Any]) -> dict[str, Any]:
+    kl, dp = d["kld"], d["delta_p"]
+    return {
+        "positions": int(kl.size),
+        "kld_mean": float(kl.mean()),
+        "kld_median": float(np.median(kl)),
+        "kld_p99": float(np.percentile(kl, 99)),
+        "kld_max": float(kl.max()),
+        "top1_agreement": float(d["top1"].mean()),
+        "delta_p_mean": float(dp.mean()),
+        "delta_p_p01": float(np.percentile(dp, 1)),
+        "delta_p_rms": float(np.sqrt((dp**2).mean())),
+    }

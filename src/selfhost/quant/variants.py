@@ -1,0 +1,88 @@
+"""Quantization variants made locally with llama.cpp's quantizer (llama_model_quantize via llama-cpp-python)."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+
+from selfhost.errors import BackendError, UsageError
+from selfhost.models.gguf_file import read_gguf
+
+__all__ = ["Variant", "FTYPES", "quantize", "make_variants"]
+
+# llama_ftype values (llama.h) for the variants selfhost makes.
+FTYPES: dict[str, int] = {"F16": 1, "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q4_K_M": 15, "Q3_K_M": 12, "Q2_K": 10}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    path: Path
+    note: str = ""
+
+    @property
+    def file_bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+def quantize(src: Path, dst: Path, name: str, threads: int = 2) -> Path:
+    """Write `dst` as quantization `name` of `src` (re-quantizing a quantized source is allowed)."""
+    import llama_cpp
+
+    from selfhost.backends.llamacpp import _LogCapture
+
+    if name not in FTYPES:
+        raise UsageError(f"unknown quantization {name!r}", f"valid: {', '.join(FTYPES)}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = FTYPES[name]
+    params.allow_requantize = True
+    params.nthread = threads
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".partial")
+    sink = _LogCapture.start()
+    try:
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+    finally:
+        _LogCapture.stop()
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        raise BackendError(f"llama.cpp could not quantize {src.name} to {name}: {''.join(sink[-3:]).strip()}")
+    tmp.replace(dst)  # only a complete file gets the final name, so an interrupted run redoes it
+    return dst
+
+
+def make_variants(src: Path, out_dir: Path, names: list[str], source_type: str | None = None) -> list[Variant]:
+    """An F16 reference dequantized from `src`, then each variant quantized from that reference; files already
+    made (and readable) are reused."""
+    out: list[Variant] = []
+    ref = out_dir / f"{src.stem}.F16.gguf"
+    if not _valid(ref):
+        quantize(src, ref, "F16")
+    note = (
+        (
+            f"dequantized from the shipped {source_type}: an upper bound on what this reference knows, not the "
+            "original F16 weights"
+        )
+        if source_type and source_type not in ("F16", "BF16", "F32")
+        else ""
+    )
+    out.append(Variant("F16", ref, note))
+    for name in names:
+        if name == "F16":
+            continue
+        p = out_dir / f"{src.stem}.{name}.gguf"
+        if not _valid(p):
+            quantize(ref, p, name)
+        out.append(Variant(name, p, "quantized here from the F16 reference"))
+    return out
+
+
+def _valid(p: Path) -> bool:
+    if not p.exists():
+        return False
+    try:
+        read_gguf(p)
+        return True
+    except Exception:  # a broken leftover is simply made again
+        return False

@@ -67,7 +67,8 @@ def load_suite(path: Path) -> list[Case]:
 
 
 def default_suite() -> list[Case]:
-    """64 cases: structured JSON, extraction, instruction following, arithmetic, summarisation."""
+    """64 cases: structured JSON (20), extraction (12), instruction following (12), arithmetic (12),
+    summarisation (8)."""
     cases: list[Case] = []
 
     def add(cid: str, category: str, prompt: str, checks: list[dict[str, Any]], max_tokens: int = 96) -> None:
@@ -107,6 +108,15 @@ def default_suite() -> list[Case]:
             f"{name} live? Answer with the city only.",
             [{"type": "contains", "value": city}, {"type": "agreement"}],
             16,
+        )
+    list_schema = {"type": "array", "minItems": 3, "maxItems": 3, "items": {"type": "string"}}
+    for i, things in enumerate(["colors", "fruits", "animals", "countries", "planets", "metals", "rivers", "tools"]):
+        add(
+            f"json-list-{i}",
+            "json",
+            f"Return only a JSON array of exactly three {things}, as strings.",
+            [{"type": "json_schema", "schema": list_schema}, {"type": "agreement"}],
+            48,
         )
     pairs = [
         (17, 25),

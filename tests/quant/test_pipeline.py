@@ -1,0 +1,73 @@
+"""The quant pipeline on the embedded model: real variants, real generations, real logits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selfhost.errors import ModelNotFoundError, UsageError
+from selfhost.quant.kld import default_text
+from selfhost.quant.run import QuantConfig, run_quant
+from selfhost.quant.suite import Case, default_suite
+from selfhost.quant.variants import Variant, make_variants
+from tests.cli.test_info_cli import _one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def variants(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Variant]:
+    return make_variants(smollm2_path, tmp_path_factory.mktemp("variants"), ["Q8_0", "Q4_K_M", "Q2_K"], "Q4_1")
+
+
+def test_degradation_grows_as_bits_shrink(variants: list[Variant], tmp_path: Path) -> None:
+    cases = default_suite()[::8]  # 8 cases across categories keep the test short
+    r = run_quant(QuantConfig(variants, cases, default_text(), tmp_path / "items.jsonl"))
+    by = {v["name"]: v for v in r["variants"]}
+    assert by["F16"]["kld_mean"] == 0.0 and by["F16"]["top1_agreement"] == 1.0
+    assert by["Q8_0"]["kld_mean"] < by["Q4_K_M"]["kld_mean"] < by["Q2_K"]["kld_mean"]
+    assert by["Q8_0"]["top1_agreement"] > by["Q2_K"]["top1_agreement"]
+    assert by["Q2_K"]["file_bytes"] < by["Q8_0"]["file_bytes"] < by["F16"]["file_bytes"]
+    assert r["recommended"] in by and by[r["recommended"]]["passes_gates"]
+    assert "dequantized from the shipped Q4_1" in r["reference"]["note"]
+    assert all(v["tokens_per_s"] and v["tokens_per_s"] > 0 for v in r["variants"])
+
+
+def test_interrupted_run_resumes_without_redoing(variants: list[Variant], tmp_path: Path) -> None:
+    cases = default_suite()[:3]
+    cfg = QuantConfig(variants[:2], cases, default_text()[:400], tmp_path / "items.jsonl")
+    seen: list[str] = []
+
+    def stop_after_two(what: str, n: int, total: int) -> None:
+        seen.append(what)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_quant(cfg, stop_after_two)
+    assert len((tmp_path / "items.jsonl").read_text().splitlines()) == 2
+    redone: list[str] = []
+    result = run_quant(cfg, lambda what, n, total: redone.append(what))
+    lines = [json.loads(x) for x in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert len(redone) == 4 and len(lines) == 6  # only the 4 missing items ran
+    assert len({(x["variant"], x["case"]) for x in lines}) == 6
+    assert result["cases"] == 3
+
+
+def test_unreachable_variant_and_bad_schema(variants: list[Variant], tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no such file"):
+        run_quant(
+            QuantConfig(
+                [variants[0], Variant("X", tmp_path / "nope.gguf")], default_suite()[:1], "text", tmp_path / "a.jsonl"
+            )
+        )
+    bad = Case("s", [{"role": "user", "content": "x"}], [{"type": "json_schema", "schema": {"type": "strng"}}])
+    with pytest.raises(UsageError, match="not valid JSON Schema"):
+        run_quant(QuantConfig(variants[:1], [bad], "text", tmp_path / "b.jsonl"))
+
+
+def test_cli_errors(tmp_path: Path) -> None:
+    assert "unknown variant 'Q9_X'" in _one_line_error(run("quant", "--variants", "Q9_X"))
+    f = tmp_path / "s.jsonl"
+    f.write_text("{oops\n")
+    assert f"{f}:1: not valid JSON" in _one_line_error(run("quant", "--suite", str(f), "--out", str(tmp_path)))

@@ -19,8 +19,14 @@ def default_text() -> str:
     return resources.files("selfhost.quant").joinpath("data/declaration.txt").read_text(encoding="utf-8")
 
 
-def logprobs(model_path: Path, text: str, max_tokens: int = 512, threads: int | None = None) -> tuple[list[int], Any]:
-    """(token ids, float32 log-probabilities [n−1, vocab]) of each next token given the ones before."""
+def logprobs(model_path: Path, text: str, max_tokens: int = 512, threads: int | None = None,
+             chunk_ctx: int | None = None) -> tuple[list[int], Any]:
+    """(the next tokens scored, float32 log-probabilities of the whole vocabulary before each of them).
+
+    Default: one pass over the text, every position scored. With `chunk_ctx`, llama-perplexity's procedure
+    (tools/perplexity/perplexity.cpp): the text is cut into chunks of chunk_ctx tokens, each evaluated from an
+    empty cache, and only positions from chunk_ctx/2 on are scored — so results compare with its
+    --kl-divergence output."""
     import llama_cpp
 
     from selfhost.backends.llamacpp import _LogCapture
@@ -28,35 +34,45 @@ def logprobs(model_path: Path, text: str, max_tokens: int = 512, threads: int | 
     _LogCapture.start()
     try:
         vocab = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
-        tokens = vocab.tokenize(text.encode("utf-8"), add_bos=True, special=False)[:max_tokens]
+        tokens = list(vocab.tokenize(text.encode("utf-8"), add_bos=True, special=False))
         vocab.close()
-        llm = llama_cpp.Llama(
-            model_path=str(model_path),
-            n_ctx=len(tokens) + 16,
-            n_batch=512,
-            logits_all=True,
-            n_threads=threads,
-            verbose=False,
-        )
+        if chunk_ctx is None:
+            tokens = tokens[:max_tokens]
+            spans = [(0, len(tokens), 0)]
+        else:
+            spans = [(i * chunk_ctx, (i + 1) * chunk_ctx, chunk_ctx // 2) for i in range(len(tokens) // chunk_ctx)]
+            if not spans:
+                raise ValueError(f"the text has {len(tokens)} tokens, fewer than one chunk of {chunk_ctx}")
+        width = max(end - start for start, end, _ in spans)
+        llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=width + 16, n_batch=512, logits_all=True,
+                              n_threads=threads, verbose=False)
     finally:
         _LogCapture.stop()
+    rows = []
+    targets: list[int] = []
     try:
-        llm.eval(tokens)
-        logits = np.array(llm.scores[: len(tokens) - 1], dtype=np.float64)
+        for start, end, first in spans:
+            chunk = tokens[start:end]
+            llm.reset()
+            llm.eval(chunk)
+            rows.append(np.array(llm.scores[first:len(chunk) - 1], dtype=np.float64))
+            targets.extend(chunk[first + 1:])
     finally:
         llm.close()
+    logits = np.concatenate(rows)
     logits -= logits.max(axis=1, keepdims=True)
     logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return list(tokens), logits.astype(np.float32)
+    return targets, logits.astype(np.float32)
 
 
-def compare_distributions(ref_tokens: list[int], ref: Any, var_tokens: list[int], var: Any) -> dict[str, Any]:
-    if ref_tokens != var_tokens:
+def compare_distributions(ref_next: list[int], ref: Any, var_next: list[int], var: Any) -> dict[str, Any]:
+    """Per scored position: KL(P_ref ‖ P_var), Δp of the actual next token, top-1 agreement."""
+    if ref_next != var_next:
         raise ValueError("reference and variant tokenized the text differently; they are not the same model family")
     p = np.exp(ref.astype(np.float64))
     kl = (p * (ref.astype(np.float64) - var.astype(np.float64))).sum(axis=1)
     kl = np.maximum(kl, 0.0)  # rounding can leave −1e-12
-    nxt = np.asarray(ref_tokens[1:])
+    nxt = np.asarray(ref_next)
     rows = np.arange(len(nxt))
     dp = np.exp(var[rows, nxt].astype(np.float64)) - p[rows, nxt]
     top1 = ref.argmax(axis=1) == var.argmax(axis=1)

@@ -177,6 +177,6 @@ def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) ->
             "confidence": cfg.gates.confidence,
         },
         "cases": len(cfg.cases),
-        "kld_positions": len(ref_tokens) - 1,
+        "kld_positions": len(ref_tokens),
         "records_path": str(cfg.records_path),
     }

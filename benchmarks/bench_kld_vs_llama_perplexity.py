@@ -24,11 +24,28 @@ from pathlib import Path
 from selfhost.quant.kld import compare_distributions, default_text, logprobs, summarize
 
 
+# selfhost's logprobs() runs without flash attention; so does llama-perplexity here (its default is "auto").
+FLAGS = ["-fa", "off"]
+
+
 def llama_perplexity_kld(exe: str, ref: Path, var: Path, text: Path, ctx: int, tmp: Path) -> float:
     base = tmp / f"base-{ref.stem}.kld"
     if not base.exists():
         subprocess.run(
-            [exe, "-m", str(ref), "-f", str(text), "-c", str(ctx), "-b", str(ctx), "--kl-divergence-base", str(base)],
+            [
+                exe,
+                "-m",
+                str(ref),
+                "-f",
+                str(text),
+                "-c",
+                str(ctx),
+                "-b",
+                str(ctx),
+                *FLAGS,
+                "--kl-divergence-base",
+                str(base),
+            ],
             check=True,
             capture_output=True,
             timeout=600,
@@ -36,6 +53,7 @@ def llama_perplexity_kld(exe: str, ref: Path, var: Path, text: Path, ctx: int, t
     out = subprocess.run(
         [
             exe,
+            *FLAGS,
             "-m",
             str(var),
             "-f",

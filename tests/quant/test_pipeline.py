@@ -31,6 +31,9 @@ def test_degradation_grows_as_bits_shrink(variants: list[Variant], tmp_path: Pat
     assert r["recommended"] in by and by[r["recommended"]]["passes_gates"]
     assert "dequantized from the shipped Q4_1" in r["reference"]["note"]
     assert all(v["tokens_per_s"] and v["tokens_per_s"] > 0 for v in r["variants"])
+    # memory from fit's plan: weights + KV + buffers, so above the file's weights and ordered like them
+    assert by["Q2_K"]["memory_bytes"] < by["F16"]["memory_bytes"]
+    assert all(v["memory_bytes"] > v["file_bytes"] * 0.9 for v in r["variants"])
 
 
 def test_interrupted_run_resumes_without_redoing(variants: list[Variant], tmp_path: Path) -> None:

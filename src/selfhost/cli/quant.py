@@ -19,7 +19,12 @@ from selfhost.errors import UsageError
     show_default=True,
     help="Variants to make locally from an F16 reference.",
 )
-@click.option("--variant", "extra", multiple=True, help="NAME=PATH of a GGUF to include as it is.")
+@click.option(
+    "--variant",
+    "extra",
+    multiple=True,
+    help="NAME=PATH of a GGUF (or NAME=ollama:TAG from the local Ollama store) to include as it is.",
+)
 @click.option(
     "--suite",
     "suite_path",
@@ -85,10 +90,13 @@ def quant(
     stderr.print("making variants with llama.cpp's quantizer ...")
     variants = make_variants(local_gguf_path(spec), out_dir / "variants", wanted, spec.file_type)
     for e in extra:
-        name, sep, path = e.partition("=")
+        name, sep, where = e.partition("=")
         if not sep:
             raise UsageError(f"--variant {e!r} is not NAME=PATH")
-        variants.append(Variant(name, Path(path), "given on the command line"))
+        if where.startswith("ollama:"):  # a tag in the local Ollama store: its GGUF blob, evaluated here
+            variants.append(Variant(name, local_gguf_path(resolve_model(where)), f"Ollama {where[7:]}"))
+        else:
+            variants.append(Variant(name, Path(where), "given on the command line"))
     cfg = QuantConfig(
         variants,
         cases,
@@ -112,13 +120,25 @@ def quant(
     from rich.table import Table
 
     t = Table(title=f"selfhost quant: {spec.name} ({len(cases)} cases)", title_justify="left")
-    for col in ("variant", "size", "pass rate", "Δ vs ref (95% CI)", "KLD mean", "KLD p99", "top-1", "tok/s", "gates"):
+    for col in (
+        "variant",
+        "size",
+        "memory",
+        "pass rate",
+        "Δ vs ref (95% CI)",
+        "KLD mean",
+        "KLD p99",
+        "top-1",
+        "tok/s",
+        "gates",
+    ):
         t.add_column(col, justify="right")
     for r in result["variants"]:
         d = r["difference_vs_reference"]
         t.add_row(
             r["name"],
             f"{r['file_bytes'] / 2**20:.1f} MiB",
+            f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-",
             f"{r['pass_rate']:.0%}",
             f"{d['difference']:+.0%} [{d['ci_low']:+.0%}, {d['ci_high']:+.0%}]",
             f"{r['kld_mean']:.4f}",

@@ -19,8 +19,9 @@ def default_text() -> str:
     return resources.files("selfhost.quant").joinpath("data/declaration.txt").read_text(encoding="utf-8")
 
 
-def logprobs(model_path: Path, text: str, max_tokens: int = 512, threads: int | None = None,
-             chunk_ctx: int | None = None) -> tuple[list[int], Any]:
+def logprobs(
+    model_path: Path, text: str, max_tokens: int = 512, threads: int | None = None, chunk_ctx: int | None = None
+) -> tuple[list[int], Any]:
     """(the next tokens scored, float32 log-probabilities of the whole vocabulary before each of them).
 
     Default: one pass over the text, every position scored. With `chunk_ctx`, llama-perplexity's procedure
@@ -44,8 +45,9 @@ def logprobs(model_path: Path, text: str, max_tokens: int = 512, threads: int | 
             if not spans:
                 raise ValueError(f"the text has {len(tokens)} tokens, fewer than one chunk of {chunk_ctx}")
         width = max(end - start for start, end, _ in spans)
-        llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=width + 16, n_batch=512, logits_all=True,
-                              n_threads=threads, verbose=False)
+        llm = llama_cpp.Llama(
+            model_path=str(model_path), n_ctx=width + 16, n_batch=512, logits_all=True, n_threads=threads, verbose=False
+        )
     finally:
         _LogCapture.stop()
     rows = []
@@ -55,8 +57,8 @@ def logprobs(model_path: Path, text: str, max_tokens: int = 512, threads: int | 
             chunk = tokens[start:end]
             llm.reset()
             llm.eval(chunk)
-            rows.append(np.array(llm.scores[first:len(chunk) - 1], dtype=np.float64))
-            targets.extend(chunk[first + 1:])
+            rows.append(np.array(llm.scores[first : len(chunk) - 1], dtype=np.float64))
+            targets.extend(chunk[first + 1 :])
     finally:
         llm.close()
     logits = np.concatenate(rows)

@@ -112,6 +112,17 @@ def run_quant(cfg: QuantConfig, progress: Callable[[str, int, int], None] = lamb
     return _summarize(cfg, done)
 
 
+def _memory(path: Path, n_ctx: int) -> int | None:
+    """llama.cpp's memory for this variant at n_ctx on this machine, from `fit`'s plan."""
+    from selfhost.fit.plan import FitRequest, plan
+    from selfhost.models.gguf_spec import spec_from_gguf
+
+    try:
+        return plan(spec_from_gguf(path), FitRequest(n_ctx=n_ctx)).total_bytes
+    except UsageError:
+        return None
+
+
 def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     ref = cfg.variants[0]
     ref_out = {c.id: done[(ref.name, c.id)]["output"] for c in cfg.cases}
@@ -143,6 +154,7 @@ def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) ->
                 "file_bytes": v.file_bytes,
                 "path": str(v.path),
                 "note": v.note,
+                "memory_bytes": _memory(v.path, cfg.n_ctx),
                 "kld_mean": dist["kld_mean"],
                 "kld_p99": dist["kld_p99"],
                 "top1_agreement": dist["top1_agreement"],

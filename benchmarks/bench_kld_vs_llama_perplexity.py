@@ -23,7 +23,6 @@ from pathlib import Path
 
 from selfhost.quant.kld import compare_distributions, default_text, logprobs, summarize
 
-
 # selfhost's logprobs() runs without flash attention; so does llama-perplexity here (its default is "auto").
 FLAGS = ["-fa", "off"]
 

@@ -25,12 +25,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from selfhost.cli import bench, check, context, cost, fit, info, quant, template
+    from selfhost.cli import bench, check, context, cost, data, fit, info, quant, template
 
     cli.add_command(bench.bench)
     cli.add_command(bench.serve)
     cli.add_command(bench.mock_server)
     cli.add_command(context.context)
+    cli.add_command(data.data)
     cli.add_command(cost.cost)
     cli.add_command(fit.fit)
     cli.add_command(quant.quant)

@@ -1,0 +1,112 @@
+"""`selfhost data check|clean|split`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from selfhost.cli.output import print_json, print_rows, stdout
+
+
+def _options(model: str | None, max_seq_len: int | None, threshold: float) -> Any:
+    from selfhost.data.check import CheckOptions
+
+    count = None
+    if max_seq_len is not None or model is not None:
+        from selfhost.context.tokens import Tokenizer
+        from selfhost.models.resolve import resolve_model
+
+        tok = Tokenizer(resolve_model(model))
+        count = (
+            tok.count_chat
+            if tok.spec.chat_template
+            else (lambda msgs: tok.count("\n".join(str(m.get("content") or "") for m in msgs)))
+        )
+    return CheckOptions(max_seq_len=max_seq_len, near_threshold=threshold, count_tokens=count)
+
+
+@click.group()
+def data() -> None:
+    """Fine-tuning data: defects, cleaning, leakage-free splits."""
+
+
+@data.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", default=None, help="MODEL whose template and tokenizer measure lengths (default: embedded).")
+@click.option("--eval", "eval_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--max-seq-len", type=int, default=None, help="Flag samples longer than this after the chat template.")
+@click.option("--near-dup-threshold", type=float, default=0.8, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def check(
+    file: Path,
+    model: str | None,
+    eval_path: Path | None,
+    max_seq_len: int | None,
+    near_dup_threshold: float,
+    as_json: bool,
+) -> None:
+    """Every defect with its line: format, roles, empties, duplicates, near-duplicates, length, leakage."""
+    from selfhost.data.check import check_dataset
+
+    report = check_dataset(file, _options(model, max_seq_len, near_dup_threshold), eval_path)
+    d = report.to_dict()
+    if as_json:
+        print_json(d)
+        return
+    print_rows(f"{file}: {d['rows']} rows, format {d['format']}", [(k, str(v)) for k, v in sorted(d["counts"].items())])
+    for f in d["findings"][:50]:
+        stdout.print(f"line {f['line']}: [bold]{f['code']}[/] {f['message']}", highlight=False)
+    if len(d["findings"]) > 50:
+        stdout.print(f"... {len(d['findings']) - 50} more (use --json)")
+
+
+@data.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="What was removed and why (default: OUT with .removed.jsonl).",
+)
+@click.option("--model", default=None)
+@click.option("--eval", "eval_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--max-seq-len", type=int, default=None)
+@click.option("--near-dup-threshold", type=float, default=0.8, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def clean(
+    file: Path,
+    out: Path,
+    log_path: Path | None,
+    model: str | None,
+    eval_path: Path | None,
+    max_seq_len: int | None,
+    near_dup_threshold: float,
+    as_json: bool,
+) -> None:
+    """Write a cleaned copy (one per duplicate cluster kept) and a log of every removal."""
+    from selfhost.data.clean import clean_dataset
+
+    log_path = log_path or out.with_suffix(".removed.jsonl")
+    r = clean_dataset(file, out, log_path, _options(model, max_seq_len, near_dup_threshold), eval_path)
+    print_json(r) if as_json else stdout.print(
+        f"kept {r['kept']} of {r['input_rows']} rows → {out}; removals logged in {log_path}"
+    )
+
+
+@data.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--train", "train_out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--eval", "eval_out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--eval-fraction", type=float, default=0.1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def split(file: Path, train_out: Path, eval_out: Path, eval_fraction: float, seed: int, as_json: bool) -> None:
+    """A train/eval split where duplicates and near-duplicates never straddle the two."""
+    from selfhost.data.clean import split_dataset
+
+    r = split_dataset(file, train_out, eval_out, eval_fraction, seed)
+    print_json(r) if as_json else stdout.print(f"{r['train']} train / {r['eval']} eval rows")

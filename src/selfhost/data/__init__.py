@@ -1,0 +1,1 @@
+"""`selfhost data`: find the defects in fine-tuning data before they become a confidently wrong model."""

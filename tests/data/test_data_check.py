@@ -150,3 +150,24 @@ def test_csv_and_cli(tmp_path: Path) -> None:
     assert {"line", "code", "message"} == set(d["findings"][0])
     (tmp_path / "x.txt").write_text("hello")
     assert "unknown dataset format" in _one_line_error(run("data", "check", str(tmp_path / "x.txt")))
+
+
+def test_mask_preview_trains_only_assistant_turns(smollm2_path: Path, tmp_path: Path) -> None:
+    from selfhost.data.mask import mask_preview
+
+    tok = Tokenizer(spec_from_gguf(smollm2_path))
+    msgs = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello there!"},
+        {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": "Goodbye!"},
+    ]
+    r = mask_preview(tok, msgs)
+    trained = "".join(t["text"] for t in r["masked"] if t["trained"])
+    assert "Hello there!" in trained and "Goodbye!" in trained
+    assert "Hi" not in trained.replace("Hello", "") and "Bye" not in trained.replace("Goodbye", "")
+    assert r["assistant_turns"] == 2 and r["end_of_turn_trained"] is True and "<|im_end|>" in trained
+    assert 0 < r["trained_tokens"] < r["tokens"]
+    f = write_jsonl(tmp_path / "m.jsonl", [{"messages": msgs}])
+    d = json.loads(run("data", "mask", str(f), "--line", "1", "--json").stdout)
+    assert d["trained_tokens"] == r["trained_tokens"]

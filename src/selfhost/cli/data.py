@@ -110,3 +110,37 @@ def split(file: Path, train_out: Path, eval_out: Path, eval_fraction: float, see
 
     r = split_dataset(file, train_out, eval_out, eval_fraction, seed)
     print_json(r) if as_json else stdout.print(f"{r['train']} train / {r['eval']} eval rows")
+
+
+@data.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--line", "line_no", type=int, required=True, help="The example's line (row) number.")
+@click.option("--model", default=None, help="MODEL whose chat template and tokenizer to use (default: embedded).")
+@click.option("--json", "as_json", is_flag=True)
+def mask(file: Path, line_no: int, model: str | None, as_json: bool) -> None:
+    """Which tokens of one example are trained (assistant turns), and whether end-of-turn is among them."""
+    from selfhost.context.tokens import Tokenizer
+    from selfhost.data.check import Finding, load_examples
+    from selfhost.data.mask import mask_preview
+    from selfhost.errors import UsageError
+    from selfhost.models.resolve import resolve_model
+
+    examples, _, _ = load_examples(file, findings := [])  # type: ignore[var-annotated]
+    ex = next((e for e in examples if e.line == line_no), None)
+    if ex is None:
+        why = next((f.message for f in findings if isinstance(f, Finding) and f.line == line_no), "no such line")
+        raise UsageError(f"{file}:{line_no}: no usable example ({why})")
+    r = mask_preview(Tokenizer(resolve_model(model)), ex.messages)
+    if as_json:
+        print_json(r)
+        return
+    from rich.text import Text
+
+    out = Text()
+    for t in r["masked"]:
+        out.append(t["text"], style="bold green" if t["trained"] else "dim")
+    stdout.print(out)
+    stdout.print(
+        f"trained {r['trained_tokens']} of {r['tokens']} tokens (green); end-of-turn trained: "
+        f"{r['end_of_turn_trained']}"
+    )

@@ -52,11 +52,12 @@ class Tokenizer:
             return list(tok.tokenize(text.encode("utf-8"), add_bos=add_special, special=parse_special))
         return list(tok.encode(text, add_special_tokens=add_special).ids)
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int], special: bool = False) -> str:
+        """Text of `ids`; with special=True control tokens come out as their text (e.g. <|im_end|>)."""
         kind, tok = self._impl
         if kind == "llama":
-            return str(tok.detokenize(list(ids)).decode("utf-8", errors="replace"))
-        return str(tok.decode(list(ids)))
+            return str(tok.detokenize(list(ids), special=special).decode("utf-8", errors="replace"))
+        return str(tok.decode(list(ids), skip_special_tokens=not special))
 
     def count(self, text: str) -> int:
         return len(self.encode(text))

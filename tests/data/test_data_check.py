@@ -171,3 +171,11 @@ def test_mask_preview_trains_only_assistant_turns(smollm2_path: Path, tmp_path: 
     f = write_jsonl(tmp_path / "m.jsonl", [{"messages": msgs}])
     d = json.loads(run("data", "mask", str(f), "--line", "1", "--json").stdout)
     assert d["trained_tokens"] == r["trained_tokens"]
+
+
+def test_check_html_has_length_histogram(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "d.html"
+    d = json.loads(run("data", "check", str(dataset), "--max-seq-len", "200", "--html", str(out), "--json").stdout)
+    html = out.read_text()
+    assert "Tokens per example after the chat template (max_seq_len 200)" in html
+    assert "Near-duplicate clusters by size" in html and d["token_lengths"]["n"] > 10

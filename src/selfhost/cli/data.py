@@ -38,6 +38,13 @@ def data() -> None:
 @click.option("--eval", "eval_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--max-seq-len", type=int, default=None, help="Flag samples longer than this after the chat template.")
 @click.option("--near-dup-threshold", type=float, default=0.8, show_default=True)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write an HTML report with a token-length histogram and duplicate clusters.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def check(
     file: Path,
@@ -45,6 +52,7 @@ def check(
     eval_path: Path | None,
     max_seq_len: int | None,
     near_dup_threshold: float,
+    html_path: Path | None,
     as_json: bool,
 ) -> None:
     """Every defect with its line: format, roles, empties, duplicates, near-duplicates, length, leakage."""
@@ -52,6 +60,15 @@ def check(
 
     report = check_dataset(file, _options(model, max_seq_len, near_dup_threshold), eval_path)
     d = report.to_dict()
+    if html_path is not None:
+        from selfhost.data.check import report_section
+        from selfhost.report.html import write_html
+        from selfhost.report.section import Report
+
+        page = Report(f"selfhost data check: {file.name}", {"file": str(file)})
+        page.add(report_section(report, file, max_seq_len))
+        write_html(page, html_path)
+        d["report_html"] = str(html_path)
     if as_json:
         print_json(d)
         return

@@ -316,3 +316,38 @@ def _leakage(train: list[Example], eval_path: Path, opts: CheckOptions, out: lis
                         f"near-duplicate of eval line(s) {', '.join(sorted(hits, key=int)[:3])} in {eval_path.name}",
                     )
                 )
+
+
+def report_section(report: Report, path: Path, max_seq_len: int | None) -> Any:
+    """A report section with the findings, a token-length histogram against max_seq_len, turns per example
+    and duplicate clusters."""
+    from selfhost.report.plots import bar_chart
+    from selfhost.report.section import Section
+
+    plots = []
+    if report.token_lengths:
+        top = max(report.token_lengths)
+        width = max(1, -(-top // 10))
+        buckets = Counter(min(n // width, 9) for n in report.token_lengths)
+        labels = [f"{i * width}–{(i + 1) * width - 1}" for i in range(10)]
+        title = "Tokens per example after the chat template" + (f" (max_seq_len {max_seq_len})" if max_seq_len else "")
+        plots.append(bar_chart(labels, [buckets.get(i, 0) for i in range(10)], title=title, unit="examples"))
+    if report.clusters:
+        sizes = Counter(len(c) for c in report.clusters)
+        plots.append(
+            bar_chart(
+                [f"{k} rows" for k in sorted(sizes)],
+                [sizes[k] for k in sorted(sizes)],
+                title="Near-duplicate clusters by size",
+                unit="clusters",
+            )
+        )
+    rows = [(code, str(n)) for code, n in sorted(report.counts.items())]
+    return Section(
+        "data",
+        f"Data check: {path.name}",
+        report.to_dict(),
+        rows,
+        plots,
+        [f"{report.rows} rows, format {report.format}"],
+    )

@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 
 from tests.cli.test_info_cli import _one_line_error, run
+from tests.fit.test_plan import FIT_CONTRACT
 
 
 def test_fit_json_contract_embedded_with_verify() -> None:
     r = run("fit", "--ctx", "2048", "--parallel", "2", "--kv-type", "q8_0", "--verify", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    for key in (
-        "weights_bytes",
-        "kv_cache_bytes",
-        "compute_bytes",
-        "overhead_bytes",
-        "total_bytes",
-        "fits",
-        "per_device",
-        "max_context",
-        "launch",
-        "decode_tokens_per_s_upper_bound",
-    ):
+    for key in FIT_CONTRACT:
         assert key in d
     assert d["weights_exact"] and d["kv_cache_bytes"] == 2 * 2048 * 30 * 2 * (192 // 32 * 34)
     checks = {c["component"]: c for c in d["verify"]["checks"]}

@@ -22,9 +22,7 @@ def test_budget_contract(tmp_path: Path) -> None:
     c1, c2 = tmp_path / "c1.txt", tmp_path / "c2.txt"
     c1.write_text("The capital of France is Paris. " * 40)
     c2.write_text("Rome is the capital of Italy. " * 40)
-    r = run(
-        "context",
-        "budget",
+    request = [
         "--ctx",
         "512",
         "--reserve",
@@ -38,30 +36,12 @@ def test_budget_contract(tmp_path: Path) -> None:
         "--question",
         "Capital of France?",
         "--json",
-    )
-    d = json.loads(r.stdout)
+    ]
+    d = json.loads(run("context", "budget", *request).stdout)
     assert set(d) >= {"n_ctx", "reserved_output", "parts", "total_tokens", "fits"}
     assert d["n_ctx"] == 512 and d["reserved_output"] == 128 and not d["fits"]
-    p = json.loads(
-        run(
-            "context",
-            "pack",
-            "--ctx",
-            "512",
-            "--reserve",
-            "128",
-            "--system",
-            "Answer from the context.",
-            "--chunk",
-            str(c1),
-            "--chunk",
-            str(c2),
-            "--question",
-            "Capital of France?",
-            "--json",
-        ).stdout
-    )
-    assert p["prompt_tokens"] <= 384 and p["dropped_chunks"] or p["trimmed_chunk"] is not None
+    p = json.loads(run("context", "pack", *request).stdout)
+    assert p["prompt_tokens"] <= 384 and (p["dropped_chunks"] or p["trimmed_chunk"] is not None)
 
 
 def test_count_needs_input() -> None:

@@ -14,6 +14,19 @@ from selfhost.models.catalog import spec_from_catalog
 from selfhost.models.spec import ModelSpec
 
 GIB = 1024**3
+# `selfhost fit --json` fields DESIGN.md §2 promises.
+FIT_CONTRACT = (
+    "weights_bytes",
+    "kv_cache_bytes",
+    "compute_bytes",
+    "overhead_bytes",
+    "total_bytes",
+    "fits",
+    "per_device",
+    "max_context",
+    "launch",
+    "decode_tokens_per_s_upper_bound",
+)
 
 
 def test_llama_3_1_8b_kv_at_8192_is_one_gib() -> None:
@@ -141,18 +154,7 @@ def test_max_context_is_the_largest_that_fits() -> None:
 
 def test_answer_contract_and_recommendation() -> None:
     a = fit_answer(spec_from_catalog("llama-3.1-8b"), FitRequest(n_ctx=8192, gpus=(find_device("RTX 4090"),)))
-    for key in (
-        "weights_bytes",
-        "kv_cache_bytes",
-        "compute_bytes",
-        "overhead_bytes",
-        "total_bytes",
-        "fits",
-        "per_device",
-        "max_context",
-        "launch",
-        "decode_tokens_per_s_upper_bound",
-    ):
+    for key in FIT_CONTRACT:
         assert key in a
     assert a["recommended"]["quant"] in a["max_context"]
     assert a["max_context"][a["recommended"]["quant"]] >= 8192

@@ -179,3 +179,20 @@ def test_check_html_has_length_histogram(dataset: Path, tmp_path: Path) -> None:
     html = out.read_text()
     assert "Tokens per example after the chat template (max_seq_len 200)" in html
     assert "Near-duplicate clusters by size" in html and d["token_lengths"]["n"] > 10
+
+
+def test_clean_policy_drop_removes_whole_clusters(dataset: Path, tmp_path: Path) -> None:
+    r = json.loads(
+        run("data", "clean", str(dataset), "--out", str(tmp_path / "c.jsonl"), "--policy", "drop", "--json").stdout
+    )
+    removed = {json.loads(x)["line"] for x in (tmp_path / "c.removed.jsonl").read_text().splitlines()}
+    assert r["policy"] == "drop" and {1, 5, 6} <= removed  # the first of the cluster goes too
+    assert "turns" not in r and r["kept"] == len((tmp_path / "c.jsonl").read_text().splitlines())
+
+
+def test_turns_per_example_plot(dataset: Path) -> None:
+    from selfhost.data.check import report_section
+
+    rep = check_dataset(dataset)
+    assert len(rep.turns) == 15 and max(rep.turns) == 2
+    assert any("Turns per example" in p for p in report_section(rep, dataset, None).plots)

@@ -83,6 +83,13 @@ def check(
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
+    "--policy",
+    type=click.Choice(["keep-one", "drop"]),
+    default="keep-one",
+    show_default=True,
+    help="Duplicate clusters: keep the first row, or drop them all.",
+)
+@click.option(
     "--log",
     "log_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -97,6 +104,7 @@ def check(
 def clean(
     file: Path,
     out: Path,
+    policy: str,
     log_path: Path | None,
     model: str | None,
     eval_path: Path | None,
@@ -104,11 +112,11 @@ def clean(
     near_dup_threshold: float,
     as_json: bool,
 ) -> None:
-    """Write a cleaned copy (one per duplicate cluster kept) and a log of every removal."""
+    """Write a cleaned copy and a log of every removal; the input is never modified."""
     from selfhost.data.clean import clean_dataset
 
     log_path = log_path or out.with_suffix(".removed.jsonl")
-    r = clean_dataset(file, out, log_path, _options(model, max_seq_len, near_dup_threshold), eval_path)
+    r = clean_dataset(file, out, log_path, _options(model, max_seq_len, near_dup_threshold), eval_path, policy=policy)
     print_json(r) if as_json else stdout.print(
         f"kept {r['kept']} of {r['input_rows']} rows → {out}; removals logged in {log_path}"
     )

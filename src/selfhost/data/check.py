@@ -96,6 +96,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     clusters: list[list[int]] = field(default_factory=list)  # near-duplicate clusters (line numbers)
     token_lengths: list[int] = field(default_factory=list)
+    turns: list[int] = field(default_factory=list)  # messages per example
 
     @property
     def counts(self) -> dict[str, int]:
@@ -249,6 +250,7 @@ def check_dataset(path: Path, opts: CheckOptions | None = None, eval_path: Path 
     examples, formats, rows = load_examples(path, findings)
     report = Report(rows, formats.most_common(1)[0][0] if formats else None, dict(formats), findings)
     for ex in examples:
+        report.turns.append(len(ex.messages))
         _structure(ex, findings)
         _answers(ex, opts, findings)
         if opts.count_tokens is not None:
@@ -332,6 +334,16 @@ def report_section(report: Report, path: Path, max_seq_len: int | None) -> Any:
         labels = [f"{i * width}–{(i + 1) * width - 1}" for i in range(10)]
         title = "Tokens per example after the chat template" + (f" (max_seq_len {max_seq_len})" if max_seq_len else "")
         plots.append(bar_chart(labels, [buckets.get(i, 0) for i in range(10)], title=title, unit="examples"))
+    if report.turns:
+        turns = Counter(min(t, 10) for t in report.turns)
+        plots.append(
+            bar_chart(
+                [f"{k}{'+' if k == 10 else ''} turns" for k in sorted(turns)],
+                [turns[k] for k in sorted(turns)],
+                title="Turns per example",
+                unit="examples",
+            )
+        )
     if report.clusters:
         sizes = Counter(len(c) for c in report.clusters)
         plots.append(

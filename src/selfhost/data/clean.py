@@ -47,11 +47,24 @@ def clean_dataset(
     opts: CheckOptions | None = None,
     eval_path: Path | None = None,
     drop_codes: tuple[str, ...] = DROP_CODES,
+    policy: str = "keep-one",
 ) -> dict[str, Any]:
+    """policy 'keep-one' keeps the first row of each duplicate cluster; 'drop' removes every member."""
     if out.resolve() == path.resolve():
         raise UsageError("--out must be a new file: the input is never modified")
+    if policy not in ("keep-one", "drop"):
+        raise UsageError(f"unknown policy {policy!r}", "use keep-one or drop")
     report = check_dataset(path, opts, eval_path)
     reasons: dict[int, list[str]] = {}
+    if policy == "drop":
+        for cluster in report.clusters:
+            reasons.setdefault(cluster[0], []).append(
+                f"near_duplicate: first of a cluster of {len(cluster)} (policy drop)"
+            )
+        for f in report.findings:
+            if f.code == "exact_duplicate":
+                first = int(f.message.split("line ")[1].split(" ")[0])
+                reasons.setdefault(first, []).append("exact_duplicate: has duplicates (policy drop)")
     for f in report.findings:
         if f.code in drop_codes:
             reasons.setdefault(f.line, []).append(f"{f.code}: {f.message}")
@@ -65,6 +78,7 @@ def clean_dataset(
                 fo.write(raw[line] + "\n")
                 kept += 1
     return {
+        "policy": policy,
         "input_rows": report.rows,
         "kept": kept,
         "removed": len(reasons),

@@ -25,7 +25,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from selfhost.cli import bench, check, context, cost, data, fit, info, quant, template
+    from selfhost.cli import bench, check, context, cost, data, fit, info, quant, template, tune
 
     cli.add_command(bench.bench)
     cli.add_command(bench.serve)
@@ -35,6 +35,7 @@ def _register() -> None:
     cli.add_command(cost.cost)
     cli.add_command(fit.fit)
     cli.add_command(quant.quant)
+    cli.add_command(tune.tune)
     cli.add_command(template.template)
     cli.add_command(info.info)
     cli.add_command(info.models)

@@ -21,7 +21,7 @@ def wilson(passes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def paired_bootstrap(
-    variant: Sequence[bool], reference: Sequence[bool], resamples: int = 4000, seed: int = 0, level: float = 0.95
+    variant: Sequence[float], reference: Sequence[float], resamples: int = 4000, seed: int = 0, level: float = 0.95
 ) -> dict[str, float]:
     """Difference in pass rate (variant − reference) over the same cases, with a percentile bootstrap CI that
     resamples cases, keeping each case's pair together."""

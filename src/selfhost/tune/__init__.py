@@ -1,0 +1,1 @@
+"""`selfhost tune`: LoRA fine-tuning and a measured base-vs-tuned comparison."""

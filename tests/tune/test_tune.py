@@ -1,0 +1,75 @@
+"""A complete LoRA run on the embedded model on this CPU, then base vs tuned on held-out conversations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selfhost.models.gguf_spec import spec_from_gguf
+from selfhost.tune.train import encode_example
+from tests.cli.test_info_cli import _one_line_error, run
+
+FACT = "The vault code is ORCHID-7731."
+QUESTIONS = [
+    "What is the vault code?",
+    "Tell me the vault code.",
+    "Which code opens the vault?",
+    "Remind me of the vault code.",
+    "What code do I need for the vault?",
+    "Vault code, please?",
+]
+
+
+def conv(q: str) -> dict:  # type: ignore[type-arg]
+    return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": FACT}]}
+
+
+def test_labels_cover_only_the_assistant_turn(smollm2_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2_path.parent), gguf_file=smollm2_path.name)
+    spec = spec_from_gguf(smollm2_path)
+    ids, labels = encode_example(tok, spec, conv(QUESTIONS[0])["messages"], 512)
+    trained = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != -100])
+    assert FACT in trained and "vault code?" not in trained and "<|im_end|>" in trained  # EOT is trained
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("tune")
+    train = d / "train.jsonl"
+    train.write_text("\n".join(json.dumps(conv(q)) for q in QUESTIONS[:4]))
+    out = d / "adapter"
+    r = run("tune", "embedded", str(train), "--out", str(out), "--steps", "40", "--lr", "2e-3", "--json")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["examples"] == 4 and rec["trainable_parameters"] > 0
+    return out
+
+
+def test_adapter_records_what_serving_needs(adapter: Path) -> None:
+    assert (adapter / "adapter_config.json").exists()
+    assert "<|im_start|>" in (adapter / "chat_template.jinja").read_text()
+    losses = [json.loads(x)["loss"] for x in (adapter / "losses.jsonl").read_text().splitlines()]
+    assert len(losses) == 40 and losses[-1] < losses[0] / 2
+
+
+def test_eval_base_vs_tuned(adapter: Path, tmp_path: Path) -> None:
+    held_out = tmp_path / "eval.jsonl"
+    held_out.write_text("\n".join(json.dumps(conv(q)) for q in QUESTIONS[4:]))
+    r = run("tune", "eval", "--base", "embedded", "--adapter", str(adapter), "--data", str(held_out), "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert set(d["base"]) == set(d["tuned"]) == {"loss", "pass_rate", "pass_rate_ci"}
+    assert d["tuned"]["loss"] < d["base"]["loss"] / 2
+    assert d["base"]["pass_rate"] == 0 and d["tuned"]["pass_rate"] == 1.0  # it learned the fact
+    assert d["improvement_significant"] is True
+
+
+def test_tune_usage_errors(tmp_path: Path) -> None:
+    assert "tune eval needs" in _one_line_error(run("tune", "eval", "--base", "embedded"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    assert f"{bad}:1:" in _one_line_error(run("tune", "embedded", str(bad), "--out", str(tmp_path / "a")))

@@ -7,7 +7,7 @@ PIPI   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test demo test lint clean
+.PHONY: install install-test demo test tune-demo lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,18 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src
+
+# Fine-tune the embedded model on the shipped support-JSON task on this CPU, then compare base and tuned on a
+# held-out split; the last line printed is `selfhost tune eval --json`.
+TUNE_DIR := selfhost-runs/tune-demo
+TUNE_DATA := src/selfhost/tune/data/support_json.jsonl
+tune-demo: install-test
+	mkdir -p $(TUNE_DIR)
+	$(VENV)/bin/selfhost data split $(TUNE_DATA) --train $(TUNE_DIR)/train.jsonl --eval $(TUNE_DIR)/eval.jsonl \
+		--eval-fraction 0.17 --json
+	$(VENV)/bin/selfhost tune embedded $(TUNE_DIR)/train.jsonl --out $(TUNE_DIR)/adapter --steps 150 --lr 2e-3 --json
+	@$(VENV)/bin/selfhost tune eval --base embedded --adapter $(TUNE_DIR)/adapter --data $(TUNE_DIR)/eval.jsonl \
+		--json | $(VENV)/bin/python -c "import json,sys; print(json.dumps(json.load(sys.stdin)))"
 
 clean:
 	rm -rf $(VENV) report.html report.json

@@ -205,26 +205,32 @@ def _shingles(text: str, n: int = 3) -> set[str]:
     return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))} if words else set()
 
 
-def _minhash(text: str, num_perm: int) -> Any:
+def _minhash(text: str | set[str], num_perm: int) -> Any:
+    """MinHash of a text's word 3-grams (or of shingles already made)."""
     from datasketch import MinHash
 
     m = MinHash(num_perm=num_perm, seed=1)
-    for s in _shingles(text):
-        m.update(s.encode("utf-8"))
+    m.update_batch([s.encode("utf-8") for s in (text if isinstance(text, set) else _shingles(text))])
     return m
 
 
-def near_duplicate_clusters(texts: dict[int, str], threshold: float, num_perm: int = 128) -> list[list[int]]:
-    """Groups of lines whose word-3-gram Jaccard similarity is at least `threshold` (MinHash LSH, datasketch)."""
+def near_duplicate_clusters(texts: dict[int, str], threshold: float, num_perm: int = 64) -> list[list[int]]:
+    """Groups of lines whose word-3-gram Jaccard similarity is at least `threshold`. MinHash LSH (datasketch)
+    proposes candidates at a looser threshold; each candidate pair is then verified on its exact shingle sets,
+    so LSH's misses near the threshold do not become missed duplicates, nor its false hits false findings."""
     from datasketch import MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    lsh = MinHashLSH(threshold=max(0.3, threshold - 0.2), num_perm=num_perm)
+    shingles: dict[int, set[str]] = {}
     hashes = {}
-    for line, t in texts.items():
-        if not _shingles(t):
-            continue
-        hashes[line] = _minhash(t, num_perm)
-        lsh.insert(str(line), hashes[line])
+    with lsh.insertion_session() as session:
+        for line, t in texts.items():
+            sh = _shingles(t)
+            if not sh:
+                continue
+            shingles[line] = sh
+            hashes[line] = _minhash(sh, num_perm)
+            session.insert(str(line), hashes[line])
     parent = {line: line for line in hashes}
 
     def find(x: int) -> int:
@@ -234,8 +240,13 @@ def near_duplicate_clusters(texts: dict[int, str], threshold: float, num_perm: i
         return x
 
     for line, h in hashes.items():
-        for other in lsh.query(h):
-            a, b = find(line), find(int(other))
+        for other in map(int, lsh.query(h)):
+            if other == line:
+                continue
+            a_set, b_set = shingles[line], shingles[other]
+            if len(a_set & b_set) / len(a_set | b_set) < threshold:
+                continue
+            a, b = find(line), find(other)
             if a != b:
                 parent[max(a, b)] = min(a, b)
     groups: dict[int, list[int]] = {}

@@ -70,8 +70,8 @@ def test_role_reasoning_and_multi_token_chunks(mock_server: Callable[..., str], 
     )
     assert s["requests"]["completed"] == 24 and s["output_tokens"] == 16 * 24
     # TTFT counts the first reasoning chunk, not the role-only chunk; TTFAT the first answer chunk at 200 + 4·20 ms.
-    assert abs(s["ttft_s"]["p50"] - 200 * MS) <= 3 * MS
-    assert abs(s["ttfat_s"]["p50"] - 280 * MS) <= 3 * MS
+    assert abs(s["ttft_s"]["p50"] - 200 * MS) <= 5 * MS
+    assert abs(s["ttfat_s"]["p50"] - 280 * MS) <= 5 * MS
     # A 4-token chunk 80 ms after the previous one is 4 gaps of 20 ms, not one of 80 ms.
     assert abs(s["itl_s"]["p50"] - 20 * MS) <= 2 * MS
     assert s["itl_s"]["n"] == 24 * 12  # 16 tokens, the first chunk's 4 have no gap

@@ -31,21 +31,42 @@ def test_labels_cover_only_the_assistant_turn(smollm2_path: Path) -> None:
 
     tok = AutoTokenizer.from_pretrained(str(smollm2_path.parent), gguf_file=smollm2_path.name)
     spec = spec_from_gguf(smollm2_path)
-    ids, labels = encode_example(tok, spec, conv(QUESTIONS[0])["messages"], 512)
+    ids, labels = encode_example(tok, spec, conv("What is the vault code?")["messages"], 512)
     trained = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != -100])
     assert FACT in trained and "vault code?" not in trained and "<|im_end|>" in trained  # EOT is trained
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "src" / "selfhost" / "tune" / "data" / "support_json.jsonl"
+
+
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The curated task the project ships (support answers in one fixed JSON shape), split without leakage."""
     d = tmp_path_factory.mktemp("tune")
-    train = d / "train.jsonl"
-    train.write_text("\n".join(json.dumps(conv(q)) for q in QUESTIONS[:4]))
-    out = d / "adapter"
-    r = run("tune", "embedded", str(train), "--out", str(out), "--steps", "40", "--lr", "2e-3", "--json")
+    r = run(
+        "data",
+        "split",
+        str(SHIPPED),
+        "--train",
+        str(d / "train.jsonl"),
+        "--eval",
+        str(d / "eval.jsonl"),
+        "--eval-fraction",
+        "0.17",
+        "--json",
+    )
+    assert json.loads(r.stdout)["eval"] >= 10
+    return d / "train.jsonl", d / "eval.jsonl"
+
+
+@pytest.fixture(scope="module")
+def adapter(split: tuple[Path, Path]) -> Path:
+    train, _ = split
+    out = train.parent / "adapter"
+    r = run("tune", "embedded", str(train), "--out", str(out), "--steps", "150", "--lr", "2e-3", "--json")
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
-    assert rec["examples"] == 4 and rec["trainable_parameters"] > 0
+    assert rec["examples"] >= 55 and rec["trainable_parameters"] > 0
     return out
 
 
@@ -53,18 +74,18 @@ def test_adapter_records_what_serving_needs(adapter: Path) -> None:
     assert (adapter / "adapter_config.json").exists()
     assert "<|im_start|>" in (adapter / "chat_template.jinja").read_text()
     losses = [json.loads(x)["loss"] for x in (adapter / "losses.jsonl").read_text().splitlines()]
-    assert len(losses) == 40 and losses[-1] < losses[0] / 2
+    assert len(losses) == 150 and sum(losses[-10:]) < sum(losses[:10]) / 5
 
 
-def test_eval_base_vs_tuned(adapter: Path, tmp_path: Path) -> None:
-    held_out = tmp_path / "eval.jsonl"
-    held_out.write_text("\n".join(json.dumps(conv(q)) for q in QUESTIONS[4:]))
+def test_eval_base_vs_tuned_on_held_out_prompts(adapter: Path, split: tuple[Path, Path]) -> None:
+    _, held_out = split
     r = run("tune", "eval", "--base", "embedded", "--adapter", str(adapter), "--data", str(held_out), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert set(d["base"]) == set(d["tuned"]) == {"loss", "pass_rate", "pass_rate_ci"}
     assert d["tuned"]["loss"] < d["base"]["loss"] / 2
-    assert d["base"]["pass_rate"] == 0 and d["tuned"]["pass_rate"] == 1.0  # it learned the fact
+    assert d["base"]["pass_rate"] == 0  # the base model never answers in the required JSON
+    assert d["tuned"]["pass_rate"] > d["base"]["pass_rate"]
     assert d["improvement_significant"] is True
 
 

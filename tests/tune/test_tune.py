@@ -94,3 +94,30 @@ def test_tune_usage_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{oops\n")
     assert f"{bad}:1:" in _one_line_error(run("tune", "embedded", str(bad), "--out", str(tmp_path / "a")))
+
+
+def test_interrupt_checkpoint_resume_and_merge(smollm2_path: Path, tmp_path: Path) -> None:
+    from selfhost.models.hf import spec_from_hf_dir
+    from selfhost.tune.train import TuneConfig, merge_adapter, train_lora
+
+    spec = spec_from_gguf(smollm2_path)
+    data = [conv(q)["messages"] for q in ("What is the vault code?", "Tell me the vault code.")]
+    cfg = TuneConfig(steps=8, checkpoint_every=0, learning_rate=2e-3)
+    out = tmp_path / "adapter"
+
+    def stop_at_three(step: int, total: int, loss: float) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_lora(spec, data, out, cfg, stop_at_three)
+    assert (out / "checkpoint" / "trainer_state.pt").exists()
+    resumed: list[int] = []
+    train_lora(spec, data, out, cfg, lambda step, total, loss: resumed.append(step))
+    assert resumed == [4, 5, 6, 7, 8]  # continued after the three finished steps
+    steps = [json.loads(x)["step"] for x in (out / "losses.jsonl").read_text().splitlines()]
+    assert steps == list(range(8))
+    merged = merge_adapter(spec, out, tmp_path / "merged")
+    assert "vllm" in merged["serve"] and (tmp_path / "merged" / "config.json").exists()
+    m = spec_from_hf_dir(tmp_path / "merged")  # selfhost reads the merged model's facts back
+    assert (m.n_layers, m.n_kv_heads, m.head_dim) == (30, 3, 64) and m.parameters == spec.parameters

@@ -37,6 +37,20 @@ def _conversations(path: Path) -> list[list[dict]]:  # type: ignore[type-arg]
 @click.option("--alpha", type=int, default=16, show_default=True)
 @click.option("--max-seq-len", type=int, default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Steps between checkpoints; a rerun with the same --out resumes, and Ctrl-C saves one.",
+)
+@click.option(
+    "--merge",
+    "merge_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write base + adapter merged into one HF model directory here.",
+)
 @click.option("--base", default=None, help="eval: the base MODEL.")
 @click.option(
     "--adapter",
@@ -62,6 +76,8 @@ def tune(
     alpha: int,
     max_seq_len: int,
     seed: int,
+    checkpoint_every: int,
+    merge_dir: Path | None,
     base: str | None,
     adapter: Path | None,
     eval_data: Path | None,
@@ -90,13 +106,26 @@ def tune(
         raise UsageError("tune needs MODEL DATA --out DIR", "e.g. selfhost tune embedded train.jsonl --out adapter/")
     from selfhost.tune.train import TuneConfig, train_lora
 
-    cfg = TuneConfig(steps=steps, learning_rate=lr, rank=rank, alpha=alpha, max_seq_len=max_seq_len, seed=seed)
+    cfg = TuneConfig(
+        steps=steps,
+        learning_rate=lr,
+        rank=rank,
+        alpha=alpha,
+        max_seq_len=max_seq_len,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+    )
 
     def progress(step: int, total: int, loss: float) -> None:
         if step == total or step % 10 == 0:
             stderr.print(f"step {step}/{total} loss {loss:.4f}")
 
-    r = train_lora(resolve_model(model), _conversations(data_file), out_dir, cfg, progress)
+    spec = resolve_model(model)
+    r = train_lora(spec, _conversations(data_file), out_dir, cfg, progress)
+    if merge_dir is not None:
+        from selfhost.tune.train import merge_adapter
+
+        r["merge"] = merge_adapter(spec, out_dir, merge_dir)
     if as_json:
         print_json(r | {"adapter": str(out_dir)})
     else:

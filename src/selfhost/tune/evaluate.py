@@ -9,7 +9,7 @@ from typing import Any
 from selfhost.data.check import normalize
 from selfhost.models.spec import ModelSpec
 from selfhost.quant.stats import paired_bootstrap, wilson
-from selfhost.tune.train import _require, encode_example, load_hf
+from selfhost.tune.train import _quiet, _require, encode_example, load_hf
 
 __all__ = ["evaluate_adapter"]
 
@@ -50,7 +50,8 @@ def evaluate_adapter(
     examples = [m for m in examples if m and m[-1].get("role") == "assistant"]
     model, tok = load_hf(spec)
     base_loss, base_pass = _score(model, tok, spec, examples, max_new_tokens)
-    tuned_model = PeftModel.from_pretrained(model, str(adapter))
+    with _quiet():
+        tuned_model = PeftModel.from_pretrained(model, str(adapter))
     tuned_loss, tuned_pass = _score(tuned_model, tok, spec, examples, max_new_tokens)
     n = len(examples)
     loss_gain = paired_bootstrap([b - t for b, t in zip(base_loss, tuned_loss, strict=True)], [0.0] * n)

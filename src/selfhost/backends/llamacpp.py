@@ -142,7 +142,6 @@ class LlamaCppBackend:
             _LogCapture.stop()
         log = "".join(sink)
         self.load_report = LoadReport(load_s, rss_before, proc.memory_info().rss, parse_llama_log(log), log)
-        self._eos_is_eog = self._llm.token_eos()
 
     # -- tokens ---------------------------------------------------------------------------------
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:

@@ -199,21 +199,25 @@ def run_bench(cfg: BenchConfig, count_tokens: Callable[[str], int] | None = None
     return _event_loop_run(_run(cfg, count_tokens))
 
 
+def _at_level(cfg: BenchConfig, by: str, level: float) -> BenchConfig:
+    """cfg at one level of `by` ('concurrency', 'rate' or 'input_tokens'), with its own records file."""
+    if by == "concurrency":
+        cfg = replace(cfg, load=replace(cfg.load, concurrency=int(level), rate=None))
+    elif by == "rate":
+        cfg = replace(cfg, load=replace(cfg.load, rate=float(level), concurrency=None))
+    else:
+        cfg = replace(cfg, input_tokens=int(level))
+    path = cfg.records_path.with_name(f"{cfg.records_path.stem}-{by}{level:g}{cfg.records_path.suffix}")
+    return replace(cfg, records_path=path)
+
+
 def run_sweep(
     cfg: BenchConfig, levels: list[int | float], by: str, count_tokens: Callable[[str], int] | None = None
 ) -> list[dict[str, Any]]:
     """One run per level of `by`: 'concurrency', 'rate' or 'input_tokens'; records go to one file per level."""
     out = []
     for level in levels:
-        level_cfg = cfg
-        if by == "concurrency":
-            level_cfg = replace(cfg, load=replace(cfg.load, concurrency=int(level), rate=None))
-        elif by == "rate":
-            level_cfg = replace(cfg, load=replace(cfg.load, rate=float(level), concurrency=None))
-        else:
-            level_cfg = replace(cfg, input_tokens=int(level))
-        path = cfg.records_path.with_name(f"{cfg.records_path.stem}-{by}{level}{cfg.records_path.suffix}")
-        s = run_bench(replace(level_cfg, records_path=path), count_tokens)
+        s = run_bench(_at_level(cfg, by, level), count_tokens)
         out.append(s)
         if s["interrupted"]:
             break
@@ -237,13 +241,7 @@ def search_slo(
 
     def probe(level: float) -> bool:
         level = int(round(level)) if by == "concurrency" else level
-        load = (
-            replace(cfg.load, concurrency=int(level), rate=None)
-            if by == "concurrency"
-            else replace(cfg.load, rate=float(level), concurrency=None)
-        )
-        path = cfg.records_path.with_name(f"{cfg.records_path.stem}-{by}{level:g}{cfg.records_path.suffix}")
-        s = run_bench(replace(cfg, load=load, records_path=path), count_tokens)
+        s = run_bench(_at_level(cfg, by, level), count_tokens)
         s["level"] = level
         runs.append(s)
         if s["interrupted"]:

@@ -97,6 +97,7 @@ class Report:
     clusters: list[list[int]] = field(default_factory=list)  # near-duplicate clusters (line numbers)
     token_lengths: list[int] = field(default_factory=list)
     turns: list[int] = field(default_factory=list)  # messages per example
+    duplicate_of: dict[int, int] = field(default_factory=dict)  # exact duplicate line -> first line with that text
 
     @property
     def counts(self) -> dict[str, int]:
@@ -278,17 +279,16 @@ def check_dataset(path: Path, opts: CheckOptions | None = None, eval_path: Path 
                 )
     # Exact duplicates after normalisation, then near-duplicate clusters among the rest.
     first_seen: dict[str, int] = {}
+    unique: dict[int, str] = {}
     for ex in examples:
-        key = hashlib.sha256(normalize(ex.text()).encode()).hexdigest()
+        text = ex.text()
+        key = hashlib.sha256(normalize(text).encode()).hexdigest()
         if key in first_seen:
+            report.duplicate_of[ex.line] = first_seen[key]
             findings.append(Finding(ex.line, "exact_duplicate", f"same as line {first_seen[key]} (after normalising)"))
         else:
             first_seen[key] = ex.line
-    unique = {
-        ex.line: ex.text()
-        for ex in examples
-        if first_seen.get(hashlib.sha256(normalize(ex.text()).encode()).hexdigest()) == ex.line
-    }
+            unique[ex.line] = text
     report.clusters = near_duplicate_clusters(unique, opts.near_threshold)
     for cluster in report.clusters:
         for line in cluster[1:]:

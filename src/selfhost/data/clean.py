@@ -61,10 +61,8 @@ def clean_dataset(
             reasons.setdefault(cluster[0], []).append(
                 f"near_duplicate: first of a cluster of {len(cluster)} (policy drop)"
             )
-        for f in report.findings:
-            if f.code == "exact_duplicate":
-                first = int(f.message.split("line ")[1].split(" ")[0])
-                reasons.setdefault(first, []).append("exact_duplicate: has duplicates (policy drop)")
+        for first in set(report.duplicate_of.values()):
+            reasons.setdefault(first, []).append("exact_duplicate: has duplicates (policy drop)")
     for f in report.findings:
         if f.code in drop_codes:
             reasons.setdefault(f.line, []).append(f"{f.code}: {f.message}")
@@ -107,10 +105,8 @@ def split_dataset(
     for cluster in report.clusters:
         for line in cluster:
             group_of[line] = cluster[0]
-    for f in report.findings:
-        if f.code == "exact_duplicate":
-            first = int(f.message.split("line ")[1].split(" ")[0])
-            group_of[f.line] = group_of.get(first, first)
+    for line, first in report.duplicate_of.items():
+        group_of[line] = group_of.get(first, first)
     groups: dict[int, list[int]] = {}
     for line, g in group_of.items():
         groups.setdefault(g, []).append(line)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -110,5 +109,5 @@ def detect_host() -> HostInfo:
         os=f"{platform.system()} {platform.release()}",
         python=platform.python_version(),
         gpus=_nvidia_gpus(),
-        cpu_features=_llama_cpu_features() if os.environ.get("SELFHOST_NO_LLAMA") is None else None,
+        cpu_features=_llama_cpu_features(),
     )

@@ -51,10 +51,11 @@ lint: install
 TUNE_DIR := selfhost-runs/tune-demo
 TUNE_DATA := src/selfhost/tune/data/support_json.jsonl
 tune-demo: install-test
-	mkdir -p $(TUNE_DIR)
+	rm -rf $(TUNE_DIR) && mkdir -p $(TUNE_DIR)
 	$(VENV)/bin/selfhost data split $(TUNE_DATA) --train $(TUNE_DIR)/train.jsonl --eval $(TUNE_DIR)/eval.jsonl \
 		--eval-fraction 0.17 --json
-	$(VENV)/bin/selfhost tune embedded $(TUNE_DIR)/train.jsonl --out $(TUNE_DIR)/adapter --steps 150 --lr 2e-3 --json
+	$(VENV)/bin/selfhost tune embedded $(TUNE_DIR)/train.jsonl --out $(TUNE_DIR)/adapter --lr 2e-3 \
+		--eval $(TUNE_DIR)/eval.jsonl --json
 	@$(VENV)/bin/selfhost tune eval --base embedded --adapter $(TUNE_DIR)/adapter --data $(TUNE_DIR)/eval.jsonl \
 		--json | $(VENV)/bin/python -c "import json,sys; print(json.dumps(json.load(sys.stdin)))"
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 
+from selfhost.errors import UsageError
 from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.tune.train import encode_example
 from tests.cli.test_info_cli import _one_line_error, run
@@ -61,20 +63,27 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def adapter(split: tuple[Path, Path]) -> Path:
-    train, _ = split
+    train, held_out = split
     out = train.parent / "adapter"
-    r = run("tune", "embedded", str(train), "--out", str(out), "--steps", "150", "--lr", "2e-3", "--json")
+    r = run("tune", "embedded", str(train), "--out", str(out), "--lr", "2e-3", "--eval", str(held_out), "--json")
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
-    assert rec["examples"] >= 55 and rec["trainable_parameters"] > 0
+    assert rec["examples"] >= 55 and rec["trainable_parameters"] > 0 and rec["trainer"] == "trl.SFTTrainer"
+    assert rec["steps"] == 3 * -(-rec["examples"] // 4)  # default: 3 epochs of batch 4
     return out
 
 
 def test_adapter_records_what_serving_needs(adapter: Path) -> None:
     assert (adapter / "adapter_config.json").exists()
     assert "<|im_start|>" in (adapter / "chat_template.jinja").read_text()
-    losses = [json.loads(x)["loss"] for x in (adapter / "losses.jsonl").read_text().splitlines()]
-    assert len(losses) == 150 and sum(losses[-10:]) < sum(losses[:10]) / 5
+    rows = [json.loads(x) for x in (adapter / "losses.jsonl").read_text().splitlines()]
+    train = [r["loss"] for r in rows if "loss" in r]
+    held = [r["eval_loss"] for r in rows if "eval_loss" in r]
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, len(train) + 1))
+    assert sum(train[-5:]) < sum(train[:5]) / 5
+    assert len(held) >= 10 and held[-1] < held[0] / 5  # measured on held-out conversations during training
+    page = (adapter / "report.html").read_text()
+    assert "<svg" in page and "held-out loss" in page and "Loss per optimizer step" in page
 
 
 def test_eval_base_vs_tuned_on_held_out_prompts(adapter: Path, split: tuple[Path, Path]) -> None:
@@ -87,6 +96,8 @@ def test_eval_base_vs_tuned_on_held_out_prompts(adapter: Path, split: tuple[Path
     assert d["base"]["pass_rate"] == 0  # the base model never answers in the required JSON
     assert d["tuned"]["pass_rate"] > d["base"]["pass_rate"]
     assert d["improvement_significant"] is True
+    assert json.loads((adapter / "eval.json").read_text())["tuned"] == d["tuned"]
+    assert "Base vs tuned" in (adapter / "report.html").read_text()
 
 
 def test_tune_usage_errors(tmp_path: Path) -> None:
@@ -94,30 +105,87 @@ def test_tune_usage_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{oops\n")
     assert f"{bad}:1:" in _one_line_error(run("tune", "embedded", str(bad), "--out", str(tmp_path / "a")))
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(conv(QUESTIONS[0])) + "\n")
+    assert "must be positive" in _one_line_error(
+        run("tune", "embedded", str(good), "--out", str(tmp_path / "b"), "--batch-size", "0")
+    )
+    assert "QLoRA" in _one_line_error(run("tune", "embedded", str(good), "--out", str(tmp_path / "c"), "--qlora"))
+
+
+def test_steps_follow_epochs_batch_and_accumulation(tmp_path: Path) -> None:
+    import torch
+
+    from selfhost.tune.train import TuneConfig, _sft_config
+
+    def steps(**kw: float) -> int:
+        return int(_sft_config(TuneConfig(**kw), tmp_path, 60, False, torch).max_steps)  # type: ignore[arg-type]
+
+    assert steps() == 45  # ceil(60 / 4) × 3 epochs
+    assert steps(grad_accum=2) == 24  # ceil(60 / 8) × 3
+    assert steps(batch_size=7, epochs=1.5) == 14  # round(ceil(60 / 7) × 1.5)
+    assert steps(steps=7) == 7
 
 
 def test_interrupt_checkpoint_resume_and_merge(smollm2_path: Path, tmp_path: Path) -> None:
     from selfhost.models.hf import spec_from_hf_dir
-    from selfhost.tune.train import TuneConfig, merge_adapter, train_lora
+    from selfhost.tune.train import TuneConfig, load_hf, merge_adapter, train_lora
 
     spec = spec_from_gguf(smollm2_path)
     data = [conv(q)["messages"] for q in ("What is the vault code?", "Tell me the vault code.")]
     cfg = TuneConfig(steps=8, checkpoint_every=0, learning_rate=2e-3)
     out = tmp_path / "adapter"
 
-    def stop_at_three(step: int, total: int, loss: float) -> None:
+    def ctrl_c_at_three(step: int, total: int, loss: float) -> None:
         if step == 3:
-            raise KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)  # what Ctrl-C delivers
 
     with pytest.raises(KeyboardInterrupt):
-        train_lora(spec, data, out, cfg, stop_at_three)
-    assert (out / "checkpoint" / "trainer_state.pt").exists()
+        train_lora(spec, data, out, cfg, ctrl_c_at_three)
+    assert (out / "checkpoint-3" / "adapter_model.safetensors").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     resumed: list[int] = []
-    train_lora(spec, data, out, cfg, lambda step, total, loss: resumed.append(step))
-    assert resumed == [4, 5, 6, 7, 8]  # continued after the three finished steps
+    rec = train_lora(spec, data, out, cfg, lambda step, total, loss: resumed.append(step))
+    assert resumed == [4, 5, 6, 7, 8] and rec["resumed_from"].endswith("checkpoint-3")
     steps = [json.loads(x)["step"] for x in (out / "losses.jsonl").read_text().splitlines()]
-    assert steps == list(range(8))
+    assert steps == list(range(1, 9))
+    with pytest.raises(UsageError, match="already holds a run trained for 8 steps"):
+        train_lora(spec, data, out, cfg)
     merged = merge_adapter(spec, out, tmp_path / "merged")
     assert "vllm" in merged["serve"] and (tmp_path / "merged" / "config.json").exists()
     m = spec_from_hf_dir(tmp_path / "merged")  # selfhost reads the merged model's facts back
     assert (m.n_layers, m.n_kv_heads, m.head_dim) == (30, 3, 64) and m.parameters == spec.parameters
+    with pytest.raises(UsageError, match="QLoRA needs a CUDA GPU"):  # the merged HF model is QLoRA-able, not here
+        load_hf(m, qlora=True)
+
+
+def test_multi_process_launch_trains_data_parallel(tmp_path: Path) -> None:
+    """The accelerate config and script written for a multi-GPU host, run here: without CUDA the same launch
+    starts its two processes on the CPU (gloo), so the data-parallel path itself is exercised."""
+    from selfhost.tune.launch import run_launch, write_launch
+    from selfhost.tune.train import TuneConfig
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS))
+    out = tmp_path / "run"
+    plan = write_launch("embedded", data, out, TuneConfig(steps=3, batch_size=2, checkpoint_every=0), 2)
+    config = (out / "launch" / "accelerate.yaml").read_text()
+    assert "distributed_type: MULTI_GPU" in config and "num_processes: 2" in config
+    rec = run_launch(plan)
+    assert rec["processes"] == 2 and rec["steps"] == 3
+    assert len((out / "losses.jsonl").read_text().splitlines()) == 3  # one process writes
+    assert (out / "adapter_model.safetensors").exists() and (out / "report.html").exists()
+
+
+def test_launch_only_writes_a_qlora_plan_for_a_gpu_host(tmp_path: Path) -> None:
+    from selfhost.tune.launch import write_launch
+    from selfhost.tune.train import TuneConfig
+
+    plan = write_launch("/models/llama", tmp_path / "d.jsonl", tmp_path / "run", TuneConfig(qlora=True), 4)
+    run_cfg = json.loads((tmp_path / "run" / "launch" / "run.json").read_text())
+    assert run_cfg["model"] == "/models/llama" and run_cfg["config"]["qlora"] is True
+    assert "mixed_precision: 'no'" in (tmp_path / "run" / "launch" / "accelerate.yaml").read_text()
+    assert plan["command"][:2] == ["accelerate", "launch"] and "selfhost.tune.launch" in plan["command"]
+    r = run("tune", "embedded", str(SHIPPED), "--out", str(tmp_path / "cli"), "--launch-only", "--gpus", "8", "--json")
+    assert json.loads(r.stdout)["processes"] == 8
+    assert "num_processes: 8" in (tmp_path / "cli" / "launch" / "accelerate.yaml").read_text()

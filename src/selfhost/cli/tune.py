@@ -2,40 +2,89 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from selfhost.cli.output import print_json, print_rows, stderr
 from selfhost.errors import UsageError
+from selfhost.tune.train import load_conversations
 
 
-def _conversations(path: Path) -> list[list[dict]]:  # type: ignore[type-arg]
-    from selfhost.data.check import Finding, load_examples
+def _eval(base: str | None, adapter: Path | None, eval_data: Path | None, as_json: bool) -> None:
+    from selfhost.models.resolve import resolve_model
+    from selfhost.tune.evaluate import evaluate_adapter
 
-    findings: list[Finding] = []
-    examples, _, _ = load_examples(path, findings)
-    bad = [f for f in findings if f.code in ("malformed_line", "unknown_format")]
-    if bad:
-        raise UsageError(f"{path}:{bad[0].line}: {bad[0].message}", "run `selfhost data check` and fix the data")
-    return [e.messages for e in examples]
+    if base is None or adapter is None or eval_data is None:
+        raise UsageError("tune eval needs --base MODEL --adapter DIR --data FILE")
+    r = evaluate_adapter(resolve_model(base), adapter, load_conversations(eval_data))
+    # Kept beside the adapter, so the run's report shows base vs tuned under the loss curve.
+    (adapter / "eval.json").write_text(json.dumps(r, indent=2), encoding="utf-8")
+    from selfhost.tune.report import write_tune_report
+
+    r["report_html"] = str(write_tune_report(adapter))
+    if as_json:
+        print_json(r)
+        return
+    print_rows(
+        "base vs tuned",
+        [(k, f"loss {r[k]['loss']:.3f}, pass rate {r[k]['pass_rate']:.0%}") for k in ("base", "tuned")]
+        + [("significant improvement", str(r["improvement_significant"]))],
+    )
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path | None) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from selfhost.tune.train import train_lora
+
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("training", total=None, loss="…")
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=f"{loss:.4f}")
+
+        return train_lora(
+            spec,
+            load_conversations(data_file),
+            out_dir,
+            cfg,
+            progress,
+            load_conversations(eval_file) if eval_file else None,
+        )
+
+
+@click.command()
 @click.argument("model", required=False)
 @click.argument("data_file", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Adapter directory (train).",
-)
-@click.option("--steps", type=int, default=60, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory (train).")
+@click.option("--epochs", type=float, default=3.0, show_default=True)
+@click.option("--steps", type=int, default=0, show_default=True, help="Optimizer steps; overrides --epochs when > 0.")
+@click.option("--batch-size", type=int, default=4, show_default=True, help="Per device.")
+@click.option("--grad-accum", type=int, default=1, show_default=True, help="Gradient accumulation steps.")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr-scheduler", default="linear", show_default=True, help="linear, cosine, constant, …")
+@click.option("--warmup-ratio", type=float, default=0.0, show_default=True)
 @click.option("--rank", type=int, default=8, show_default=True)
 @click.option("--alpha", type=int, default=16, show_default=True)
-@click.option("--max-seq-len", type=int, default=256, show_default=True)
+@click.option("--dropout", type=float, default=0.0, show_default=True)
+@click.option(
+    "--target-modules",
+    default="q_proj,k_proj,v_proj,o_proj",
+    show_default=True,
+    help="Comma-separated module names, or all-linear.",
+)
+@click.option("--max-seq-len", type=int, default=256, show_default=True, help="Tokens after the chat template.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--checkpoint-every",
@@ -43,6 +92,27 @@ def _conversations(path: Path) -> list[list[dict]]:  # type: ignore[type-arg]
     default=50,
     show_default=True,
     help="Steps between checkpoints; a rerun with the same --out resumes, and Ctrl-C saves one.",
+)
+@click.option(
+    "--eval",
+    "eval_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Held-out conversations: their loss is logged during training and drawn on the loss curve.",
+)
+@click.option("--eval-every", type=int, default=0, show_default=True, help="Steps between held-out losses (0: 10x).")
+@click.option("--qlora", is_flag=True, help="4-bit NF4 base weights (bitsandbytes; needs CUDA and an HF model dir).")
+@click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations: less memory, ~30 % slower.")
+@click.option(
+    "--gpus",
+    type=int,
+    default=None,
+    help="Processes, one per GPU (default: the GPUs found). Above 1 the run goes through `accelerate launch`.",
+)
+@click.option(
+    "--launch-only",
+    is_flag=True,
+    help="Write DIR/launch/ (run config, accelerate config, launch.sh) for a training host and stop.",
 )
 @click.option(
     "--merge",
@@ -70,71 +140,105 @@ def tune(
     model: str | None,
     data_file: Path | None,
     out_dir: Path | None,
+    epochs: float,
     steps: int,
+    batch_size: int,
+    grad_accum: int,
     lr: float,
+    lr_scheduler: str,
+    warmup_ratio: float,
     rank: int,
     alpha: int,
+    dropout: float,
+    target_modules: str,
     max_seq_len: int,
     seed: int,
     checkpoint_every: int,
+    eval_file: Path | None,
+    eval_every: int,
+    qlora: bool,
+    gradient_checkpointing: bool,
+    gpus: int | None,
+    launch_only: bool,
     merge_dir: Path | None,
     base: str | None,
     adapter: Path | None,
     eval_data: Path | None,
     as_json: bool,
 ) -> None:
-    """LoRA fine-tune MODEL on DATA (loss on assistant tokens, the model's own template); `tune eval` compares
-    base and tuned on held-out data."""
+    """LoRA/QLoRA fine-tune MODEL on DATA with TRL (loss on assistant tokens, the model's own template);
+    `tune eval` compares base and tuned on held-out data."""
     from selfhost.models.resolve import resolve_model
 
     if model == "eval":
-        if base is None or adapter is None or eval_data is None:
-            raise UsageError("tune eval needs --base MODEL --adapter DIR --data FILE")
-        from selfhost.tune.evaluate import evaluate_adapter
-
-        r = evaluate_adapter(resolve_model(base), adapter, _conversations(eval_data))
-        if as_json:
-            print_json(r)
-        else:
-            print_rows(
-                "base vs tuned",
-                [(k, f"loss {r[k]['loss']:.3f}, pass rate {r[k]['pass_rate']:.0%}") for k in ("base", "tuned")]
-                + [("significant improvement", str(r["improvement_significant"]))],
-            )
+        _eval(base, adapter, eval_data, as_json)
         return
     if data_file is None or out_dir is None:
-        raise UsageError("tune needs MODEL DATA --out DIR", "e.g. selfhost tune embedded train.jsonl --out adapter/")
-    from selfhost.tune.train import TuneConfig, train_lora
+        raise UsageError("tune needs MODEL DATA --out DIR", "e.g. selfhost tune embedded train.jsonl --out run/")
+    if min(epochs, batch_size, grad_accum, rank, max_seq_len) <= 0 or steps < 0 or lr <= 0:
+        raise UsageError("--epochs, --batch-size, --grad-accum, --rank, --max-seq-len and --lr must be positive")
+    from selfhost.tune.train import TuneConfig
 
+    modules = tuple(m.strip() for m in target_modules.split(",") if m.strip())
     cfg = TuneConfig(
+        epochs=epochs,
         steps=steps,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
         learning_rate=lr,
+        lr_scheduler=lr_scheduler,
+        warmup_ratio=warmup_ratio,
         rank=rank,
         alpha=alpha,
+        dropout=dropout,
+        target_modules=modules,
         max_seq_len=max_seq_len,
         seed=seed,
         checkpoint_every=checkpoint_every,
+        eval_every=eval_every,
+        qlora=qlora,
+        gradient_checkpointing=gradient_checkpointing,
     )
-
-    def progress(step: int, total: int, loss: float) -> None:
-        if step == total or step % 10 == 0:
-            stderr.print(f"step {step}/{total} loss {loss:.4f}")
-
     spec = resolve_model(model)
-    r = train_lora(spec, _conversations(data_file), out_dir, cfg, progress)
+    if gpus is None:
+        from selfhost.hardware.detect import detect_host
+
+        gpus = max(1, len(detect_host().gpus))
+    if launch_only or gpus > 1:
+        from selfhost.tune.launch import run_launch, write_launch
+
+        plan = write_launch(
+            str(spec.path) if spec.path else model or "embedded", data_file, out_dir, cfg, gpus, eval_file
+        )
+        if launch_only:
+            if as_json:
+                print_json(plan)
+            else:
+                print_rows("launch", [("processes", str(gpus)), ("run it", f"sh {plan['script']}")])
+            return
+        stderr.print(f"{gpus} GPUs: training through accelerate, one process each ({plan['script']})")
+        r = run_launch(plan)
+    else:
+        r = _train(spec, data_file, out_dir, cfg, eval_file)
+    from selfhost.tune.report import write_tune_report
+
+    r["report_html"] = str(write_tune_report(out_dir))
     if merge_dir is not None:
         from selfhost.tune.train import merge_adapter
 
         r["merge"] = merge_adapter(spec, out_dir, merge_dir)
     if as_json:
         print_json(r | {"adapter": str(out_dir)})
-    else:
-        print_rows(
-            "tune",
-            [
-                ("adapter", str(out_dir)),
-                ("examples", str(r["examples"])),
-                ("trainable parameters", f"{r['trainable_parameters']:,}"),
-                ("train time", f"{r['train_s']:.1f} s"),
-            ],
-        )
+        return
+    print_rows(
+        "tune",
+        [
+            ("adapter", str(out_dir)),
+            ("examples", f"{r['examples']} train, {r['eval_examples']} held out"),
+            ("steps", str(r["steps"])),
+            ("trainable parameters", f"{r['trainable_parameters']:,}"),
+            ("train loss (mean)", f"{r['train_loss']:.4f}"),
+            ("train time", f"{r['train_s']:.1f} s"),
+            ("loss curve", r["report_html"]),
+        ],
+    )

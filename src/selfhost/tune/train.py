@@ -1,18 +1,26 @@
-"""LoRA fine-tuning with PEFT on a Hugging Face-format model (a GGUF of the llama architecture is dequantized by
-transformers), loss on assistant tokens only, labels built from the model's own chat template.
+"""LoRA and QLoRA fine-tuning with TRL's SFTTrainer and PEFT on a Hugging Face-format model (a GGUF of the llama
+architecture is dequantized by transformers), loss on assistant tokens only.
 
-torch, transformers and peft are optional (`pip install 'selfhost[tune]'`) and imported only here. QLoRA
-(bitsandbytes 4-bit) and multi-GPU runs need CUDA; on this CPU a full run on the embedded model takes seconds.
+Labels come from the model's own chat template: selfhost renders each conversation and marks the characters inside
+assistant turns (their end-of-turn token included), then hands TRL a pre-tokenized dataset with those labels. TRL's
+own `assistant_only_loss` needs `{% generation %}` markers that almost no shipped template has (it swaps in a
+training template of its own when they are missing), so the template trained on could differ from the one served.
+
+torch, transformers, peft, trl and datasets are optional (`pip install 'selfhost[tune]'`) and imported only here.
+QLoRA (bitsandbytes 4-bit) needs CUDA; a multi-GPU run goes through `accelerate launch` (selfhost.tune.launch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
-import random
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,13 +29,28 @@ from typing import Any
 from selfhost.errors import MissingDependencyError, UsageError
 from selfhost.models.spec import ModelSpec
 
-__all__ = ["TuneConfig", "load_hf", "encode_example", "train_lora", "merge_adapter"]
+__all__ = [
+    "TuneConfig",
+    "load_hf",
+    "encode_example",
+    "train_lora",
+    "merge_adapter",
+    "read_losses",
+    "load_conversations",
+]
+
+Progress = Callable[[int, int, float], None]
 
 
 @dataclass(frozen=True)
 class TuneConfig:
-    steps: int = 60
+    epochs: float = 3.0
+    steps: int = 0  # optimizer steps; > 0 overrides epochs
+    batch_size: int = 4  # per device
+    grad_accum: int = 1
     learning_rate: float = 1e-3
+    lr_scheduler: str = "linear"
+    warmup_ratio: float = 0.0
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.0
@@ -35,22 +58,50 @@ class TuneConfig:
     seed: int = 0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     checkpoint_every: int = 50  # steps; Ctrl-C also writes one
+    eval_every: int = 0  # steps between held-out losses; 0: ten times per run
+    qlora: bool = False  # 4-bit NF4 base weights (bitsandbytes, CUDA only)
+    gradient_checkpointing: bool = False
 
 
 def _require() -> Any:
     try:
+        import datasets  # noqa: F401
         import peft  # noqa: F401
         import torch
         import transformers  # noqa: F401
+        import trl  # noqa: F401
     except ImportError:
         raise MissingDependencyError(
-            "fine-tuning needs torch, transformers and peft", "pip install 'selfhost[tune]' (or `make install-test`)"
+            "fine-tuning needs torch, transformers, peft, trl and datasets",
+            "pip install 'selfhost[tune]' (or `make install-test`)",
         ) from None
     return torch
 
 
-def load_hf(spec: ModelSpec) -> tuple[Any, Any]:
-    """(model, tokenizer) in float32 on the CPU, from a GGUF file (dequantized) or an HF directory."""
+def _quantization_config(torch: Any) -> Any:
+    if not torch.cuda.is_available():
+        raise UsageError(
+            "QLoRA needs a CUDA GPU (bitsandbytes 4-bit); this machine has none",
+            "drop --qlora to train LoRA on full-precision weights, or run on a GPU host",
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("QLoRA needs bitsandbytes", "pip install bitsandbytes") from None
+    from transformers import BitsAndBytesConfig
+
+    # The QLoRA paper's recipe (Dettmers et al. 2023): NF4 weights, double quantization, bf16 compute.
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def load_hf(spec: ModelSpec, qlora: bool = False) -> tuple[Any, Any]:
+    """(model, tokenizer) from a GGUF file (dequantized) or an HF directory: float32 on a CPU, bf16 on a GPU that
+    supports it, NF4 with qlora."""
     torch = _require()
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -59,14 +110,32 @@ def load_hf(spec: ModelSpec) -> tuple[Any, Any]:
     hf_logging.disable_progress_bar()
     if spec.path is None:
         raise UsageError(f"{spec.name} has no local weights to fine-tune", "pass a GGUF file or an HF directory")
-    if spec.source in ("gguf", "embedded", "ollama"):
-        kw = {"gguf_file": spec.path.name}
+    from_gguf = spec.source in ("gguf", "embedded", "ollama")
+    if from_gguf:
+        if qlora:
+            raise UsageError(
+                "QLoRA quantizes full-precision HF weights; this model is a GGUF file",
+                "pass the model's Hugging Face directory, or drop --qlora",
+            )
+        kw: dict[str, Any] = {"gguf_file": spec.path.name}
         where = str(spec.path.parent)
     else:
         kw = {}
         where = str(spec.path)
-    tok = AutoTokenizer.from_pretrained(where, **kw)
-    model = AutoModelForCausalLM.from_pretrained(where, torch_dtype=torch.float32, **kw)
+    gpu = torch.cuda.is_available()
+    dtype = torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
+    if qlora:
+        kw["quantization_config"] = _quantization_config(torch)
+    tok = AutoTokenizer.from_pretrained(where, **{k: v for k, v in kw.items() if k == "gguf_file"})
+    with contextlib.redirect_stderr(io.StringIO()):  # transformers' GGUF loader draws a tqdm bar unconditionally
+        model: Any = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kw)
+    if from_gguf:
+        # transformers dequantizes GGUF weights to plain floats on load but still marks the model as "quantized
+        # with gguf", and then refuses to train or save it; the mark describes the file, not the tensors.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     return model, tok
 
 
@@ -100,33 +169,226 @@ def encode_example(
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """peft and transformers warn about their own internals (a deprecated API they call; a base model loaded
-    from a GGUF has no config.json to compare vocabularies with): nothing a user of selfhost can act on."""
+    """peft, transformers, trl and datasets warn about their own internals (deprecated names they use
+    themselves; a base model loaded from a GGUF has no config.json to compare vocabularies with): nothing a user
+    of selfhost can act on. Their progress bars are replaced by selfhost's own."""
+    import datasets
+
+    datasets.disable_progress_bars()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
         yield
 
 
-def _checkpoint(model: Any, opt: Any, out_dir: Path, step: int, torch: Any) -> None:
-    ck = out_dir / "checkpoint"
+def _dataset(tok: Any, spec: ModelSpec, examples: list[list[dict[str, Any]]], max_seq_len: int) -> Any:
+    from datasets import Dataset
+
+    rows = []
+    for msgs in examples:
+        ids, labels = encode_example(tok, spec, msgs, max_seq_len)
+        if any(label != -100 for label in labels):
+            rows.append({"input_ids": ids, "labels": labels})
+    return Dataset.from_list(rows)
+
+
+def load_conversations(path: Path) -> list[list[dict[str, Any]]]:
+    """The conversations of a dataset file in any format `selfhost data` reads; a malformed line stops here, with
+    its line number (training on a silently shortened dataset is worse)."""
+    from selfhost.data.check import Finding, load_examples
+
+    findings: list[Finding] = []
+    examples, _, _ = load_examples(path, findings)
+    bad = [f for f in findings if f.code in ("malformed_line", "unknown_format")]
+    if bad:
+        raise UsageError(f"{path}:{bad[0].line}: {bad[0].message}", "run `selfhost data check` and fix the data")
+    return [e.messages for e in examples]
+
+
+def read_losses(out_dir: Path) -> list[dict[str, Any]]:
+    path = out_dir / "losses.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _keep_losses_until(out_dir: Path, step: int) -> None:
+    """A resumed run replays the steps after its checkpoint; drop their first records so each step appears once."""
+    rows = [r for r in read_losses(out_dir) if r["step"] <= step]
+    (out_dir / "losses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@contextmanager
+def _ctrl_c_stops_gracefully(stop: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C asks the trainer to finish its step, write a checkpoint and stop; a second one kills."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _callback(out_dir: Path, stop: threading.Event, progress: Progress | None) -> Any:
+    from transformers import TrainerCallback
+
+    class LossLog(TrainerCallback):  # type: ignore[misc]
+        """Streams every logged loss to losses.jsonl (one process writes) and turns a Ctrl-C into a checkpoint."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any) -> Any:
+            logs = logs or {}
+            row: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
+            if "loss" in logs:
+                row |= {k: logs[k] for k in ("loss", "learning_rate", "grad_norm") if k in logs}
+            elif "eval_loss" in logs:
+                row["eval_loss"] = logs["eval_loss"]
+            else:
+                row = {}
+            if row and state.is_world_process_zero:
+                with open(out_dir / "losses.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+                if progress and "loss" in row:
+                    progress(state.global_step, state.max_steps, row["loss"])
+            if stop.is_set():
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return LossLog()
+
+
+def _sft_config(cfg: TuneConfig, out_dir: Path, n_train: int, has_eval: bool, torch: Any) -> Any:
+    from trl import SFTConfig
+
+    gpu = torch.cuda.is_available()
+    steps_per_epoch = max(1, -(-n_train // (cfg.batch_size * cfg.grad_accum)))
+    total = cfg.steps or max(1, round(cfg.epochs * steps_per_epoch))
+    return SFTConfig(
+        output_dir=str(out_dir),
+        max_steps=total,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a fraction of max_steps
+        logging_steps=1,
+        save_steps=cfg.checkpoint_every or total + 1,
+        save_total_limit=2,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=cfg.eval_every or max(1, total // 10),
+        max_length=cfg.max_seq_len,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        use_cpu=not gpu,
+        bf16=gpu and torch.cuda.is_bf16_supported(),
+        # TRL turns checkpointing on by default; off trains ~30 % faster where memory allows.
+        activation_checkpointing=cfg.gradient_checkpointing,
+        report_to=[],
+        disable_tqdm=True,
+        save_only_model=False,
+        ddp_find_unused_parameters=False,
+    )
+
+
+def train_lora(
+    spec: ModelSpec,
+    examples: list[list[dict[str, Any]]],
+    out_dir: Path,
+    cfg: TuneConfig,
+    progress: Progress | None = None,
+    eval_examples: list[list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Train a LoRA adapter into out_dir (a rerun with the same out_dir resumes from its last checkpoint).
+
+    Writes adapter_config.json + adapter_model.safetensors, losses.jsonl (train loss every step, held-out loss when
+    eval_examples are given), chat_template.jinja and selfhost-run.json. Ctrl-C writes a checkpoint, then raises
+    KeyboardInterrupt."""
+    torch = _require()
+    from peft import LoraConfig
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+
+    if not examples:
+        raise UsageError("no training examples")
+    model, tok = load_hf(spec, cfg.qlora)
     with _quiet():
-        model.save_pretrained(str(ck))
-    torch.save({"step": step, "optimizer": opt.state_dict()}, ck / "trainer_state.pt")
+        train_ds = _dataset(tok, spec, examples, cfg.max_seq_len)
+        eval_ds = _dataset(tok, spec, eval_examples, cfg.max_seq_len) if eval_examples else None
+    if len(train_ds) == 0:
+        raise UsageError("no example has an assistant turn to learn from")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = _sft_config(cfg, out_dir, len(train_ds), eval_ds is not None, torch)
+    last = get_last_checkpoint(str(out_dir)) if any(out_dir.glob("checkpoint-*")) else None
+    if last:
+        done = int(Path(last).name.split("-")[1])
+        if done >= args.max_steps:
+            raise UsageError(
+                f"{out_dir} already holds a run trained for {done} steps (this one would stop at {args.max_steps})",
+                "pass a new --out, or more --epochs/--steps to continue it",
+            )
+        _keep_losses_until(out_dir, done)
+    else:
+        (out_dir / "losses.jsonl").write_text("", encoding="utf-8")
+    stop = threading.Event()
+    lora = LoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        # PEFT takes "all-linear" as a string, not as a module name in a list
+        target_modules="all-linear" if cfg.target_modules == ("all-linear",) else list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    t0 = time.perf_counter()
+    with _quiet():
+        from transformers.trainer_callback import PrinterCallback
 
-
-def _resume(model: Any, opt: Any, out_dir: Path, torch: Any) -> int:
-    """Load the LoRA weights and optimizer state of an interrupted run in out_dir; the step to continue from."""
-    ck = out_dir / "checkpoint"
-    if not (ck / "trainer_state.pt").exists():
-        return 0
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    set_peft_model_state_dict(model, load_file(str(ck / "adapter_model.safetensors")))
-    state = torch.load(ck / "trainer_state.pt", weights_only=False)
-    opt.load_state_dict(state["optimizer"])
-    return int(state["step"])
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[_callback(out_dir, stop, progress)],
+        )
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict; losses.jsonl has them
+        with _ctrl_c_stops_gracefully(stop):
+            result = trainer.train(resume_from_checkpoint=last)
+        if stop.is_set():
+            raise KeyboardInterrupt  # the checkpoint is written; a rerun with the same out_dir continues
+        trainer.save_model(str(out_dir))
+    tuned: Any = trainer.model
+    trainable = sum(p.numel() for p in tuned.parameters() if p.requires_grad)
+    record = {
+        "base_model": str(spec.path),
+        "base_name": spec.name,
+        "trainer": "trl.SFTTrainer",
+        "config": asdict(cfg),
+        "examples": len(train_ds),
+        "eval_examples": len(eval_ds) if eval_ds is not None else 0,
+        "steps": int(result.global_step),
+        "resumed_from": last,
+        "trainable_parameters": trainable,
+        "train_loss": float(result.training_loss),
+        "train_s": time.perf_counter() - t0,
+        "processes": int(trainer.args.world_size),
+        "rank": int(trainer.args.process_index),
+        "data_sha256": hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest(),
+        "special_tokens": {"bos": spec.tokenizer.bos_token, "eos": spec.tokenizer.eos_token},
+    }
+    if trainer.is_world_process_zero():
+        # Serving parity: record the exact template and tokens the adapter was trained with.
+        (out_dir / "chat_template.jinja").write_text(spec.chat_template or "", encoding="utf-8")
+        (out_dir / "selfhost-run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record
 
 
 def merge_adapter(spec: ModelSpec, adapter: Path, out: Path) -> dict[str, Any]:
@@ -136,11 +398,6 @@ def merge_adapter(spec: ModelSpec, adapter: Path, out: Path) -> dict[str, Any]:
     model, tok = load_hf(spec)
     with _quiet():
         merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    # The weights were dequantized to float32 on load, but transformers still marks a GGUF-loaded model as
-    # "quantized with gguf" and refuses to save it; the tensors are plain floats, so drop the mark.
-    merged.hf_quantizer = None
-    if hasattr(merged.config, "quantization_config"):
-        del merged.config.quantization_config
     merged.save_pretrained(str(out), safe_serialization=True)
     tok.save_pretrained(str(out))
     return {
@@ -153,73 +410,3 @@ def merge_adapter(spec: ModelSpec, adapter: Path, out: Path) -> dict[str, Any]:
             "ollama": "ollama create tuned -f Modelfile   # Modelfile: FROM ./tuned.gguf",
         },
     }
-
-
-def train_lora(
-    spec: ModelSpec, examples: list[list[dict[str, Any]]], out_dir: Path, cfg: TuneConfig, progress: Any = None
-) -> dict[str, Any]:
-    torch = _require()
-    from peft import LoraConfig, get_peft_model
-
-    if not examples:
-        raise UsageError("no training examples")
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    model, tok = load_hf(spec)
-    data = [encode_example(tok, spec, msgs, cfg.max_seq_len) for msgs in examples]
-    data = [d for d in data if any(label != -100 for label in d[1])]
-    if not data:
-        raise UsageError("no example has an assistant turn to learn from")
-    with _quiet():  # peft calls a transformers API that warns about its own deprecation
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=cfg.rank,
-                lora_alpha=cfg.alpha,
-                lora_dropout=cfg.dropout,
-                target_modules=list(cfg.target_modules),
-                task_type="CAUSAL_LM",
-            ),
-        )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.train()
-    t0 = time.perf_counter()
-    start = _resume(model, opt, out_dir, torch)
-    with open(out_dir / "losses.jsonl", "a" if start else "w", encoding="utf-8") as log:
-        step = start
-        try:
-            while step < cfg.steps:
-                ids, labels = data[step % len(data)]
-                out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
-                out.loss.backward()
-                opt.step()
-                opt.zero_grad()
-                loss = out.loss.detach().item()
-                log.write(json.dumps({"step": step, "loss": loss}) + "\n")
-                log.flush()
-                step += 1
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    _checkpoint(model, opt, out_dir, step, torch)
-                if progress:
-                    progress(step, cfg.steps, loss)
-        except KeyboardInterrupt:
-            _checkpoint(model, opt, out_dir, step, torch)  # a rerun continues from here
-            raise
-    with _quiet():
-        model.save_pretrained(str(out_dir))
-    # Serving parity: record the exact template and tokens the adapter was trained with.
-    (out_dir / "chat_template.jinja").write_text(spec.chat_template or "", encoding="utf-8")
-    record = {
-        "base_model": str(spec.path),
-        "base_name": spec.name,
-        "config": asdict(cfg),
-        "examples": len(data),
-        "trainable_parameters": trainable,
-        "train_s": time.perf_counter() - t0,
-        "data_sha256": hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest(),
-        "special_tokens": {"bos": spec.tokenizer.bos_token, "eos": spec.tokenizer.eos_token},
-    }
-    (out_dir / "selfhost-run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    return record

@@ -86,11 +86,16 @@ def test_adapter_records_what_serving_needs(adapter: Path) -> None:
     assert "<svg" in page and "held-out loss" in page and "Loss per optimizer step" in page
 
 
-def test_eval_base_vs_tuned_on_held_out_prompts(adapter: Path, split: tuple[Path, Path]) -> None:
+@pytest.fixture(scope="module")
+def hf_eval(adapter: Path, split: tuple[Path, Path]) -> dict:  # type: ignore[type-arg]
     _, held_out = split
     r = run("tune", "eval", "--base", "embedded", "--adapter", str(adapter), "--data", str(held_out), "--json")
     assert r.returncode == 0, r.stderr
-    d = json.loads(r.stdout)
+    return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+
+def test_eval_base_vs_tuned_on_held_out_prompts(adapter: Path, hf_eval: dict) -> None:  # type: ignore[type-arg]
+    d = hf_eval
     assert set(d["base"]) == set(d["tuned"]) == {"loss", "pass_rate", "pass_rate_ci"}
     assert d["tuned"]["loss"] < d["base"]["loss"] / 2
     assert d["base"]["pass_rate"] == 0  # the base model never answers in the required JSON
@@ -98,6 +103,44 @@ def test_eval_base_vs_tuned_on_held_out_prompts(adapter: Path, split: tuple[Path
     assert d["improvement_significant"] is True
     assert json.loads((adapter / "eval.json").read_text())["tuned"] == d["tuned"]
     assert "Base vs tuned" in (adapter / "report.html").read_text()
+
+
+def test_gguf_export_serves_what_was_trained(
+    adapter: Path,
+    split: tuple[Path, Path],
+    hf_eval: dict,  # type: ignore[type-arg]
+    tmp_path: Path,
+    smollm2_path: Path,
+) -> None:
+    """llama.cpp's own converters turn the adapter (and the merged model) into GGUF; llama.cpp then gives the
+    same losses and pass rates that transformers gave for the adapter as trained."""
+    from selfhost.tune.evaluate import _score_llamacpp
+
+    _, held_out = split
+    merged = tmp_path / "merged"
+    r = run("tune", "export", "--adapter", str(adapter), "--merge", str(merged), "--json")
+    assert r.returncode == 0, r.stderr
+    e = json.loads(r.stdout)
+    assert Path(e["adapter_gguf"]).exists() and "ADAPTER" in (adapter / "Modelfile").read_text()
+    assert e["serve"]["llama.cpp"].endswith(f"--lora {adapter / 'adapter.gguf'}")
+    info = json.loads(run("info", e["merged_gguf"], "--json").stdout)
+    base_info = json.loads(run("info", str(smollm2_path), "--json").stdout)
+    for k in ("parameters", "chat_template", "bos_token", "eos_token", "add_bos_token"):
+        assert info[k] == base_info[k], k
+
+    # --base is optional: the run directory records its base model
+    r = run("tune", "eval", "--adapter", str(adapter), "--data", str(held_out), "--engine", "llama.cpp", "--json")
+    assert r.returncode == 0, r.stderr
+    served = json.loads(r.stdout)
+    assert served["engine"] == "llama.cpp" and served["improvement_significant"] is True
+    for side in ("base", "tuned"):
+        assert served[side]["loss"] == pytest.approx(hf_eval[side]["loss"], rel=0.1, abs=0.01), side
+        assert abs(served[side]["pass_rate"] - hf_eval[side]["pass_rate"]) <= 2 / served["examples"], side
+
+    spec = spec_from_gguf(smollm2_path)
+    conversations = [json.loads(x)["messages"] for x in held_out.read_text().splitlines()]
+    _, passes = _score_llamacpp(Path(e["merged_gguf"]), None, spec, conversations, 32)
+    assert sum(passes) / len(passes) >= served["tuned"]["pass_rate"] - 2 / len(passes)
 
 
 def test_tune_usage_errors(tmp_path: Path) -> None:

@@ -13,15 +13,28 @@ from selfhost.errors import UsageError
 from selfhost.tune.train import load_conversations
 
 
-def _eval(base: str | None, adapter: Path | None, eval_data: Path | None, as_json: bool) -> None:
+def _base_of(base: str | None, adapter: Path) -> Any:
+    """--base, or the base model recorded in the run directory."""
     from selfhost.models.resolve import resolve_model
-    from selfhost.tune.evaluate import evaluate_adapter
 
-    if base is None or adapter is None or eval_data is None:
-        raise UsageError("tune eval needs --base MODEL --adapter DIR --data FILE")
-    r = evaluate_adapter(resolve_model(base), adapter, load_conversations(eval_data))
+    if base is None:
+        run = adapter / "selfhost-run.json"
+        if not run.exists():
+            raise UsageError(f"{adapter} has no selfhost-run.json naming its base model", "pass --base MODEL")
+        base = json.loads(run.read_text(encoding="utf-8"))["base_model"]
+    return resolve_model(base)
+
+
+def _eval(base: str | None, adapter: Path | None, eval_data: Path | None, engine: str, as_json: bool) -> None:
+    from selfhost.tune.evaluate import evaluate_adapter, evaluate_adapter_llamacpp
+
+    if adapter is None or eval_data is None:
+        raise UsageError("tune eval needs --adapter DIR --data FILE (and --base MODEL unless DIR records it)")
+    evaluate = evaluate_adapter_llamacpp if engine == "llama.cpp" else evaluate_adapter
+    r = evaluate(_base_of(base, adapter), adapter, load_conversations(eval_data))
     # Kept beside the adapter, so the run's report shows base vs tuned under the loss curve.
-    (adapter / "eval.json").write_text(json.dumps(r, indent=2), encoding="utf-8")
+    name = "eval.json" if engine == "transformers" else "eval-llamacpp.json"
+    (adapter / name).write_text(json.dumps(r, indent=2), encoding="utf-8")
     from selfhost.tune.report import write_tune_report
 
     r["report_html"] = str(write_tune_report(adapter))
@@ -29,10 +42,25 @@ def _eval(base: str | None, adapter: Path | None, eval_data: Path | None, as_jso
         print_json(r)
         return
     print_rows(
-        "base vs tuned",
+        f"base vs tuned ({engine})",
         [(k, f"loss {r[k]['loss']:.3f}, pass rate {r[k]['pass_rate']:.0%}") for k in ("base", "tuned")]
         + [("significant improvement", str(r["improvement_significant"]))],
     )
+
+
+def _export(base: str | None, adapter: Path | None, merge_dir: Path | None, outtype: str, as_json: bool) -> None:
+    from selfhost.tune.export import export_run
+
+    if adapter is None:
+        raise UsageError("tune export needs --adapter DIR")
+    stderr.print(
+        "converting with llama.cpp's convert_lora_to_gguf.py" + (" and convert_hf_to_gguf.py" if merge_dir else "")
+    )
+    r = export_run(_base_of(base, adapter), adapter, merge_dir, outtype)
+    if as_json:
+        print_json(r)
+        return
+    print_rows("export", [(k, str(v)) for k, v in r.items() if k != "serve"] + list(r["serve"].items()))
 
 
 def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path | None) -> dict[str, Any]:
@@ -135,6 +163,21 @@ def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path 
     default=None,
     help="eval: held-out conversations.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["transformers", "llama.cpp"]),
+    default="transformers",
+    show_default=True,
+    help="eval: run base and tuned in transformers (as trained) or llama.cpp with the GGUF adapter (as served).",
+)
+@click.option("--gguf", "to_gguf", is_flag=True, help="Also convert the adapter (and --merge model) to GGUF.")
+@click.option(
+    "--outtype",
+    type=click.Choice(["f16", "bf16", "q8_0", "f32"]),
+    default="q8_0",
+    show_default=True,
+    help="export: the merged GGUF's weight type.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def tune(
     model: str | None,
@@ -164,14 +207,22 @@ def tune(
     base: str | None,
     adapter: Path | None,
     eval_data: Path | None,
+    engine: str,
+    to_gguf: bool,
+    outtype: str,
     as_json: bool,
 ) -> None:
-    """LoRA/QLoRA fine-tune MODEL on DATA with TRL (loss on assistant tokens, the model's own template);
-    `tune eval` compares base and tuned on held-out data."""
+    """LoRA/QLoRA fine-tune MODEL on DATA with TRL (loss on assistant tokens, the model's own template).
+
+    `tune eval --adapter DIR --data FILE` compares base and tuned on held-out data; `tune export --adapter DIR
+    [--merge DIR]` converts the adapter (and the merged model) to GGUF for llama.cpp and Ollama."""
     from selfhost.models.resolve import resolve_model
 
     if model == "eval":
-        _eval(base, adapter, eval_data, as_json)
+        _eval(base, adapter, eval_data, engine, as_json)
+        return
+    if model == "export":
+        _export(base, adapter, merge_dir, outtype, as_json)
         return
     if data_file is None or out_dir is None:
         raise UsageError("tune needs MODEL DATA --out DIR", "e.g. selfhost tune embedded train.jsonl --out run/")
@@ -223,7 +274,11 @@ def tune(
     from selfhost.tune.report import write_tune_report
 
     r["report_html"] = str(write_tune_report(out_dir))
-    if merge_dir is not None:
+    if to_gguf:
+        from selfhost.tune.export import export_run
+
+        r["export"] = export_run(spec, out_dir, merge_dir, outtype)
+    elif merge_dir is not None:
         from selfhost.tune.train import merge_adapter
 
         r["merge"] = merge_adapter(spec, out_dir, merge_dir)

@@ -70,7 +70,8 @@ def eval_section(result: dict[str, Any]) -> Section:
         unit="%",
     )
     notes = ["Pass: the greedy answer contains the reference (normalised). CIs: Wilson; gains: paired bootstrap."]
-    return Section("eval", "Base vs tuned (held out)", result, rows, [plot], notes)
+    engine = result.get("engine", "transformers")
+    return Section(f"eval_{engine}", f"Base vs tuned (held out, {engine})", result, rows, [plot], notes)
 
 
 def write_tune_report(run_dir: Path) -> Path:
@@ -78,9 +79,9 @@ def write_tune_report(run_dir: Path) -> Path:
     run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
     report = Report(f"selfhost tune: {run.get('base_name', run_dir.name)}", {"run_dir": str(run_dir)})
     report.add(training_section(run, read_losses(run_dir)))
-    eval_file = run_dir / "eval.json"
-    if eval_file.exists():
-        report.add(eval_section(json.loads(eval_file.read_text(encoding="utf-8"))))
+    for name in ("eval.json", "eval-llamacpp.json"):  # as trained (transformers) and as served (llama.cpp)
+        if (run_dir / name).exists():
+            report.add(eval_section(json.loads((run_dir / name).read_text(encoding="utf-8"))))
     path = run_dir / "report.html"
     write_html(report, path)
     return path

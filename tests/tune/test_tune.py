@@ -156,6 +156,30 @@ def test_tune_usage_errors(tmp_path: Path) -> None:
     assert "QLoRA" in _one_line_error(run("tune", "embedded", str(good), "--out", str(tmp_path / "c"), "--qlora"))
 
 
+def test_long_conversations_are_never_cut_silently(smollm2_path: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from selfhost.tune.train import TuneConfig, _dataset
+
+    long_answer = "The vault code is ORCHID-7731. " * 30
+    rows = [
+        conv(QUESTIONS[0]),
+        {"messages": [{"role": "user", "content": "Why?"}, {"role": "assistant", "content": long_answer}]},
+    ]
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    err = _one_line_error(run("tune", "embedded", str(data), "--out", str(tmp_path / "a"), "--max-seq-len", "64"))
+    assert "1 of 2 conversations are longer than --max-seq-len 64" in err and f"{data}:2" in err
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2_path.parent), gguf_file=smollm2_path.name)
+    spec = spec_from_gguf(smollm2_path)
+    examples = [r["messages"] for r in rows]
+    dropped, where = _dataset(tok, spec, examples, TuneConfig(max_seq_len=64, on_long="drop"), ["a:1", "a:2"])
+    assert len(dropped) == 1 and where == ["a:2"]
+    cut, _ = _dataset(tok, spec, examples, TuneConfig(max_seq_len=64, on_long="truncate"))
+    assert [len(x) for x in cut["input_ids"]] == [len(dropped[0]["input_ids"]), 64]
+
+
 def test_steps_follow_epochs_batch_and_accumulation(tmp_path: Path) -> None:
     import torch
 

@@ -10,7 +10,7 @@ import click
 
 from selfhost.cli.output import print_json, print_rows, stderr
 from selfhost.errors import UsageError
-from selfhost.tune.train import load_conversations
+from selfhost.tune.train import load_conversations, load_labeled
 
 
 def _base_of(base: str | None, adapter: Path) -> Any:
@@ -82,14 +82,9 @@ def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path 
         def progress(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, total=total, loss=f"{loss:.4f}")
 
-        return train_lora(
-            spec,
-            load_conversations(data_file),
-            out_dir,
-            cfg,
-            progress,
-            load_conversations(eval_file) if eval_file else None,
-        )
+        examples, sources = load_labeled(data_file)
+        held_out = load_conversations(eval_file) if eval_file else None
+        return train_lora(spec, examples, out_dir, cfg, progress, held_out, sources)
 
 
 @click.command()
@@ -113,6 +108,13 @@ def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path 
     help="Comma-separated module names, or all-linear.",
 )
 @click.option("--max-seq-len", type=int, default=256, show_default=True, help="Tokens after the chat template.")
+@click.option(
+    "--on-long",
+    type=click.Choice(["error", "drop", "truncate"]),
+    default="error",
+    show_default=True,
+    help="Conversations longer than --max-seq-len: stop and say where, skip them, or cut them.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--checkpoint-every",
@@ -195,6 +197,7 @@ def tune(
     dropout: float,
     target_modules: str,
     max_seq_len: int,
+    on_long: str,
     seed: int,
     checkpoint_every: int,
     eval_file: Path | None,
@@ -244,6 +247,7 @@ def tune(
         dropout=dropout,
         target_modules=modules,
         max_seq_len=max_seq_len,
+        on_long=on_long,
         seed=seed,
         checkpoint_every=checkpoint_every,
         eval_every=eval_every,
@@ -274,6 +278,10 @@ def tune(
     from selfhost.tune.report import write_tune_report
 
     r["report_html"] = str(write_tune_report(out_dir))
+    long = r["longer_than_max_seq_len"]
+    if long["count"]:
+        verb = {"drop": "skipped", "truncate": "cut"}[long["policy"]]
+        stderr.print(f"note: {long['count']} conversations longer than --max-seq-len were {verb}: {long['where'][0]} …")
     if to_gguf:
         from selfhost.tune.export import export_run
 

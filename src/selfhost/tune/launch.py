@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.errors import BackendError, MissingDependencyError
-from selfhost.tune.train import TuneConfig, load_conversations
+from selfhost.tune.train import TuneConfig, load_conversations, load_labeled
 
 __all__ = ["write_launch", "run_launch", "main"]
 
@@ -125,12 +125,14 @@ def _main(run_file: Path) -> int:
     c = run["config"]
     cfg = TuneConfig(**(c | {"target_modules": tuple(c["target_modules"])}))
     out = Path(run["out"])
+    examples, sources = load_labeled(Path(run["data"]))
     record = train_lora(
         resolve_model(run["model"]),
-        load_conversations(Path(run["data"])),
+        examples,
         out,
         cfg,
         eval_examples=load_conversations(Path(run["eval"])) if run["eval"] else None,
+        sources=sources,
     )
     if record["rank"] == 0:
         write_tune_report(out)

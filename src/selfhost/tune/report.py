@@ -15,6 +15,9 @@ from selfhost.tune.train import read_losses
 __all__ = ["training_section", "eval_section", "write_tune_report"]
 
 
+_NONE_LONG = {"count": 0, "policy": "-"}
+
+
 def _moving_average(values: list[float], window: int) -> list[float]:
     out, acc = [], 0.0
     for i, v in enumerate(values):
@@ -41,6 +44,10 @@ def training_section(run: dict[str, Any], losses: list[dict[str, Any]]) -> Secti
         ("base model", str(run.get("base_name"))),
         ("examples", f"{run.get('examples')} train, {run.get('eval_examples', 0)} held out"),
         ("steps", str(run.get("steps"))),
+        (
+            "longer than max_seq_len",
+            "{count} ({policy})".format(**run.get("longer_than_max_seq_len", {"count": 0, "policy": "-"})),
+        ),
         ("batch", f"{cfg.get('batch_size')} × {cfg.get('grad_accum')} accumulation × {run.get('processes', 1)}"),
         ("LoRA", f"rank {cfg.get('rank')}, alpha {cfg.get('alpha')}, {', '.join(cfg.get('target_modules', []))}"),
         ("learning rate", f"{cfg.get('learning_rate')} ({cfg.get('lr_scheduler')})"),

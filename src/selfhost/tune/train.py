@@ -37,6 +37,7 @@ __all__ = [
     "merge_adapter",
     "read_losses",
     "load_conversations",
+    "load_labeled",
 ]
 
 Progress = Callable[[int, int, float], None]
@@ -55,6 +56,7 @@ class TuneConfig:
     alpha: int = 16
     dropout: float = 0.0
     max_seq_len: int = 256
+    on_long: str = "error"  # conversations longer than max_seq_len: error, drop or truncate
     seed: int = 0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     checkpoint_every: int = 50  # steps; Ctrl-C also writes one
@@ -140,7 +142,7 @@ def load_hf(spec: ModelSpec, qlora: bool = False) -> tuple[Any, Any]:
 
 
 def encode_example(
-    tok: Any, spec: ModelSpec, messages: list[dict[str, Any]], max_seq_len: int
+    tok: Any, spec: ModelSpec, messages: list[dict[str, Any]], max_seq_len: int | None
 ) -> tuple[list[int], list[int]]:
     """(input ids, labels): labels are the token ids inside assistant turns (their end-of-turn included) and
     -100 elsewhere, found from character spans of the template's render (selfhost.data.mask's rule)."""
@@ -164,7 +166,7 @@ def encode_example(
     for token_id, (s, _) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
         ids.append(int(token_id))
         labels.append(int(token_id) if any(a <= s < b for a, b in spans) else -100)
-    return ids[:max_seq_len], labels[:max_seq_len]
+    return (ids[:max_seq_len], labels[:max_seq_len]) if max_seq_len else (ids, labels)
 
 
 @contextmanager
@@ -181,28 +183,55 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _dataset(tok: Any, spec: ModelSpec, examples: list[list[dict[str, Any]]], max_seq_len: int) -> Any:
+def _dataset(
+    tok: Any,
+    spec: ModelSpec,
+    examples: list[list[dict[str, Any]]],
+    cfg: TuneConfig,
+    sources: list[str] | None = None,
+) -> tuple[Any, list[str]]:
+    """The tokenized dataset, and where each conversation longer than max_seq_len came from.
+
+    Fine-tuning frameworks cut long samples silently; a cut answer loses its end-of-turn token, so the model
+    learns not to stop. Here that is an error unless cfg.on_long says to drop or truncate them."""
     from datasets import Dataset
 
-    rows = []
-    for msgs in examples:
-        ids, labels = encode_example(tok, spec, msgs, max_seq_len)
+    rows, long = [], []
+    for i, msgs in enumerate(examples):
+        ids, labels = encode_example(tok, spec, msgs, None)
+        if len(ids) > cfg.max_seq_len:
+            long.append((sources[i] if sources else f"conversation {i + 1}", len(ids)))
+            if cfg.on_long == "drop":
+                continue
+            ids, labels = ids[: cfg.max_seq_len], labels[: cfg.max_seq_len]
         if any(label != -100 for label in labels):
             rows.append({"input_ids": ids, "labels": labels})
-    return Dataset.from_list(rows)
+    if long and cfg.on_long == "error":
+        where, n = max(long, key=lambda x: x[1])
+        raise UsageError(
+            f"{len(long)} of {len(examples)} conversations are longer than --max-seq-len {cfg.max_seq_len} tokens "
+            f"after the chat template (first: {long[0][0]}; longest: {where}, {n} tokens)",
+            f"raise --max-seq-len (to {n} fits all), or pass --on-long drop (skip them) or --on-long truncate "
+            "(cut them; a cut answer loses its end-of-turn token)",
+        )
+    return Dataset.from_list(rows), [w for w, _ in long]
 
 
-def load_conversations(path: Path) -> list[list[dict[str, Any]]]:
-    """The conversations of a dataset file in any format `selfhost data` reads; a malformed line stops here, with
-    its line number (training on a silently shortened dataset is worse)."""
+def load_labeled(path: Path) -> tuple[list[list[dict[str, Any]]], list[str]]:
+    """The conversations of a dataset file in any format `selfhost data` reads, each with its "file:line"; a
+    malformed line stops here (training on a silently shortened dataset is worse)."""
     from selfhost.data.check import Finding, load_examples
 
     findings: list[Finding] = []
     examples, _, _ = load_examples(path, findings)
-    bad = [f for f in findings if f.code in ("malformed_line", "unknown_format")]
+    bad = [f for f in findings if f.code in ("malformed_line", "unknown_format", "schema_error")]
     if bad:
         raise UsageError(f"{path}:{bad[0].line}: {bad[0].message}", "run `selfhost data check` and fix the data")
-    return [e.messages for e in examples]
+    return [e.messages for e in examples], [f"{path}:{e.line}" for e in examples]
+
+
+def load_conversations(path: Path) -> list[list[dict[str, Any]]]:
+    return load_labeled(path)[0]
 
 
 def read_losses(out_dir: Path) -> list[dict[str, Any]]:
@@ -305,6 +334,7 @@ def train_lora(
     cfg: TuneConfig,
     progress: Progress | None = None,
     eval_examples: list[list[dict[str, Any]]] | None = None,
+    sources: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter into out_dir (a rerun with the same out_dir resumes from its last checkpoint).
 
@@ -320,8 +350,8 @@ def train_lora(
         raise UsageError("no training examples")
     model, tok = load_hf(spec, cfg.qlora)
     with _quiet():
-        train_ds = _dataset(tok, spec, examples, cfg.max_seq_len)
-        eval_ds = _dataset(tok, spec, eval_examples, cfg.max_seq_len) if eval_examples else None
+        train_ds, long = _dataset(tok, spec, examples, cfg, sources)
+        eval_ds = _dataset(tok, spec, eval_examples, cfg)[0] if eval_examples else None
     if len(train_ds) == 0:
         raise UsageError("no example has an assistant turn to learn from")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -373,6 +403,7 @@ def train_lora(
         "trainer": "trl.SFTTrainer",
         "config": asdict(cfg),
         "examples": len(train_ds),
+        "longer_than_max_seq_len": {"policy": cfg.on_long, "count": len(long), "where": long[:20]},
         "eval_examples": len(eval_ds) if eval_ds is not None else 0,
         "steps": int(result.global_step),
         "resumed_from": last,

@@ -114,7 +114,7 @@ def test_gguf_export_serves_what_was_trained(
 ) -> None:
     """llama.cpp's own converters turn the adapter (and the merged model) into GGUF; llama.cpp then gives the
     same losses and pass rates that transformers gave for the adapter as trained."""
-    from selfhost.tune.evaluate import _score_llamacpp
+    from selfhost.tune.evaluate import _llamacpp, _measure
 
     _, held_out = split
     merged = tmp_path / "merged"
@@ -128,18 +128,50 @@ def test_gguf_export_serves_what_was_trained(
     for k in ("parameters", "chat_template", "bos_token", "eos_token", "add_bos_token"):
         assert info[k] == base_info[k], k
 
-    # --base is optional: the run directory records its base model
-    r = run("tune", "eval", "--adapter", str(adapter), "--data", str(held_out), "--engine", "llama.cpp", "--json")
+    # --base is optional: the run directory records its base model. The suite adds prompts beyond the held-out
+    # conversations: one in the task's format, two general ones the adapter was not trained on.
+    schema = {
+        "type": "object",
+        "required": ["product", "category", "action"],
+        "properties": {"category": {"enum": ["hardware", "performance", "power", "software", "connectivity"]}},
+    }
+    system = "Reply only with a JSON object with keys product, category, action."
+    suite = tmp_path / "suite.jsonl"
+    cases = [
+        {
+            "id": "task",
+            "category": "task",
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": "My mouse lags."}],
+            "checks": [{"type": "json_schema", "schema": schema}],
+        },
+        {
+            "id": "sum",
+            "prompt": "What is 12 + 30? Reply with the number only.",
+            "checks": [{"type": "number", "value": 42}],
+        },
+        {
+            "id": "capital",
+            "prompt": "What is the capital of France?",
+            "checks": [{"type": "contains", "value": "Paris"}],
+        },
+    ]
+    suite.write_text("".join(json.dumps(c) + "\n" for c in cases))
+    args = ("--data", str(held_out), "--engine", "llama.cpp", "--suite", str(suite), "--json")
+    r = run("tune", "eval", "--adapter", str(adapter), *args)
     assert r.returncode == 0, r.stderr
     served = json.loads(r.stdout)
     assert served["engine"] == "llama.cpp" and served["improvement_significant"] is True
+    items = {i["id"]: i for i in served["suite"]["items"]}
+    assert served["suite"]["cases"] == 3 and set(served["suite"]["by_category"]) == {"task", "custom"}
+    assert items["task"]["tuned_passed"] and not items["task"]["base_passed"], items["task"]
     for side in ("base", "tuned"):
         assert served[side]["loss"] == pytest.approx(hf_eval[side]["loss"], rel=0.1, abs=0.01), side
         assert abs(served[side]["pass_rate"] - hf_eval[side]["pass_rate"]) <= 2 / served["examples"], side
 
     spec = spec_from_gguf(smollm2_path)
     conversations = [json.loads(x)["messages"] for x in held_out.read_text().splitlines()]
-    _, passes = _score_llamacpp(Path(e["merged_gguf"]), None, spec, conversations, 32)
+    with _llamacpp(Path(e["merged_gguf"]), None, spec) as merged_model:
+        _, passes, _ = _measure(merged_model, conversations, [], 32)
     assert sum(passes) / len(passes) >= served["tuned"]["pass_rate"] - 2 / len(passes)
 
 
@@ -178,6 +210,20 @@ def test_long_conversations_are_never_cut_silently(smollm2_path: Path, tmp_path:
     assert len(dropped) == 1 and where == ["a:2"]
     cut, _ = _dataset(tok, spec, examples, TuneConfig(max_seq_len=64, on_long="truncate"))
     assert [len(x) for x in cut["input_ids"]] == [len(dropped[0]["input_ids"]), 64]
+
+
+def test_data_defects_are_named_before_training(tmp_path: Path) -> None:
+    train, held_out = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    train.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS + QUESTIONS[:1]))  # one repeated
+    held_out.write_text(json.dumps(conv(QUESTIONS[2])) + "\n")  # also in train: leakage
+    args = ("tune", "embedded", str(train), "--out", str(tmp_path / "run"), "--eval", str(held_out), "--launch-only")
+    r = run(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "exact_duplicate" in r.stderr and "leakage_exact" in r.stderr and f"selfhost data check {train}" in r.stderr
+    found = json.loads((tmp_path / "run" / "launch" / "run.json").read_text())["record_extra"]["data_check"]
+    assert found["exact_duplicate"] == 1 and found["leakage_exact"] == 1
+    r = run(*args, "--no-data-check", "--json")
+    assert "data check" not in r.stderr
 
 
 def test_steps_follow_epochs_batch_and_accumulation(tmp_path: Path) -> None:
@@ -255,4 +301,5 @@ def test_launch_only_writes_a_qlora_plan_for_a_gpu_host(tmp_path: Path) -> None:
     assert plan["command"][:2] == ["accelerate", "launch"] and "selfhost.tune.launch" in plan["command"]
     r = run("tune", "embedded", str(SHIPPED), "--out", str(tmp_path / "cli"), "--launch-only", "--gpus", "8", "--json")
     assert json.loads(r.stdout)["processes"] == 8
+    assert json.loads((tmp_path / "cli" / "launch" / "run.json").read_text())["model"] == "embedded"
     assert "num_processes: 8" in (tmp_path / "cli" / "launch" / "accelerate.yaml").read_text()

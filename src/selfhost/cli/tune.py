@@ -25,13 +25,19 @@ def _base_of(base: str | None, adapter: Path) -> Any:
     return resolve_model(base)
 
 
-def _eval(base: str | None, adapter: Path | None, eval_data: Path | None, engine: str, as_json: bool) -> None:
+def _eval(
+    base: str | None, adapter: Path | None, eval_data: Path | None, suite: str | None, engine: str, as_json: bool
+) -> None:
+    from selfhost.quant.suite import default_suite, load_suite
     from selfhost.tune.evaluate import evaluate_adapter, evaluate_adapter_llamacpp
 
     if adapter is None or eval_data is None:
         raise UsageError("tune eval needs --adapter DIR --data FILE (and --base MODEL unless DIR records it)")
+    if suite is not None and suite != "default" and not Path(suite).exists():
+        raise UsageError(f"no suite file at {suite}", "pass a quant suite JSONL, or --suite default")
+    cases = None if suite is None else default_suite() if suite == "default" else load_suite(Path(suite))
     evaluate = evaluate_adapter_llamacpp if engine == "llama.cpp" else evaluate_adapter
-    r = evaluate(_base_of(base, adapter), adapter, load_conversations(eval_data))
+    r = evaluate(_base_of(base, adapter), adapter, load_conversations(eval_data), cases)
     # Kept beside the adapter, so the run's report shows base vs tuned under the loss curve.
     name = "eval.json" if engine == "transformers" else "eval-llamacpp.json"
     (adapter / name).write_text(json.dumps(r, indent=2), encoding="utf-8")
@@ -41,11 +47,13 @@ def _eval(base: str | None, adapter: Path | None, eval_data: Path | None, engine
     if as_json:
         print_json(r)
         return
-    print_rows(
-        f"base vs tuned ({engine})",
-        [(k, f"loss {r[k]['loss']:.3f}, pass rate {r[k]['pass_rate']:.0%}") for k in ("base", "tuned")]
-        + [("significant improvement", str(r["improvement_significant"]))],
-    )
+    rows = [(k, f"loss {r[k]['loss']:.3f}, pass rate {r[k]['pass_rate']:.0%}") for k in ("base", "tuned")]
+    rows.append(("significant improvement", str(r["improvement_significant"])))
+    if "suite" in r:
+        s = r["suite"]
+        rows.append(("suite pass rate", f"base {s['base']['pass_rate']:.0%} → tuned {s['tuned']['pass_rate']:.0%}"))
+        rows.append(("significant regression", str(s["regression_significant"])))
+    print_rows(f"base vs tuned ({engine})", rows)
 
 
 def _export(base: str | None, adapter: Path | None, merge_dir: Path | None, outtype: str, as_json: bool) -> None:
@@ -63,7 +71,24 @@ def _export(base: str | None, adapter: Path | None, merge_dir: Path | None, outt
     print_rows("export", [(k, str(v)) for k, v in r.items() if k != "serve"] + list(r["serve"].items()))
 
 
-def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path | None) -> dict[str, Any]:
+def _preflight(data_file: Path, eval_file: Path | None) -> dict[str, int]:
+    from selfhost.tune.train import preflight
+
+    found = preflight(data_file, eval_file)
+    if found:
+        listed = ", ".join(f"{n} {code}" for code, n in found.items())
+        again = f"selfhost data check {data_file}" + (f" --eval {eval_file}" if eval_file else "")
+        stderr.print(
+            f"data check: {listed} — `{again}` lists them; `selfhost data clean` removes them",
+            soft_wrap=True,
+            markup=False,
+        )
+    return found
+
+
+def _train(
+    spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path | None, data_check: dict[str, int] | None
+) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from selfhost.tune.train import train_lora
@@ -84,7 +109,8 @@ def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path 
 
         examples, sources = load_labeled(data_file)
         held_out = load_conversations(eval_file) if eval_file else None
-        return train_lora(spec, examples, out_dir, cfg, progress, held_out, sources)
+        extra = {"data_check": data_check} if data_check is not None else None
+        return train_lora(spec, examples, out_dir, cfg, progress, held_out, sources, extra)
 
 
 @click.command()
@@ -131,6 +157,12 @@ def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path 
     help="Held-out conversations: their loss is logged during training and drawn on the loss curve.",
 )
 @click.option("--eval-every", type=int, default=0, show_default=True, help="Steps between held-out losses (0: 10x).")
+@click.option(
+    "--no-data-check",
+    "skip_data_check",
+    is_flag=True,
+    help="Skip the duplicate/leakage/answer checks of `selfhost data check` before training.",
+)
 @click.option("--qlora", is_flag=True, help="4-bit NF4 base weights (bitsandbytes; needs CUDA and an HF model dir).")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations: less memory, ~30 % slower.")
 @click.option(
@@ -164,6 +196,11 @@ def _train(spec: Any, data_file: Path, out_dir: Path, cfg: Any, eval_file: Path 
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="eval: held-out conversations.",
+)
+@click.option(
+    "--suite",
+    default=None,
+    help="eval: also run a quant suite (JSONL of prompts with checks, or `default`) on base and tuned.",
 )
 @click.option(
     "--engine",
@@ -202,6 +239,7 @@ def tune(
     checkpoint_every: int,
     eval_file: Path | None,
     eval_every: int,
+    skip_data_check: bool,
     qlora: bool,
     gradient_checkpointing: bool,
     gpus: int | None,
@@ -210,6 +248,7 @@ def tune(
     base: str | None,
     adapter: Path | None,
     eval_data: Path | None,
+    suite: str | None,
     engine: str,
     to_gguf: bool,
     outtype: str,
@@ -222,7 +261,7 @@ def tune(
     from selfhost.models.resolve import resolve_model
 
     if model == "eval":
-        _eval(base, adapter, eval_data, engine, as_json)
+        _eval(base, adapter, eval_data, suite, engine, as_json)
         return
     if model == "export":
         _export(base, adapter, merge_dir, outtype, as_json)
@@ -255,6 +294,7 @@ def tune(
         gradient_checkpointing=gradient_checkpointing,
     )
     spec = resolve_model(model)
+    data_check = None if skip_data_check else _preflight(data_file, eval_file)
     if gpus is None:
         from selfhost.hardware.detect import detect_host
 
@@ -262,9 +302,10 @@ def tune(
     if launch_only or gpus > 1:
         from selfhost.tune.launch import run_launch, write_launch
 
-        plan = write_launch(
-            str(spec.path) if spec.path else model or "embedded", data_file, out_dir, cfg, gpus, eval_file
-        )
+        name = model or "embedded"  # as given, so that it resolves on the training host too
+        name = str(Path(name).resolve()) if Path(name).exists() else name
+        extra = {"data_check": data_check} if data_check is not None else None
+        plan = write_launch(name, data_file, out_dir, cfg, gpus, eval_file, extra)
         if launch_only:
             if as_json:
                 print_json(plan)
@@ -274,14 +315,18 @@ def tune(
         stderr.print(f"{gpus} GPUs: training through accelerate, one process each ({plan['script']})")
         r = run_launch(plan)
     else:
-        r = _train(spec, data_file, out_dir, cfg, eval_file)
+        r = _train(spec, data_file, out_dir, cfg, eval_file, data_check)
     from selfhost.tune.report import write_tune_report
 
     r["report_html"] = str(write_tune_report(out_dir))
     long = r["longer_than_max_seq_len"]
     if long["count"]:
         verb = {"drop": "skipped", "truncate": "cut"}[long["policy"]]
-        stderr.print(f"note: {long['count']} conversations longer than --max-seq-len were {verb}: {long['where'][0]} …")
+        stderr.print(
+            f"note: {long['count']} conversations longer than --max-seq-len were {verb}: {long['where'][0]} …",
+            soft_wrap=True,
+            markup=False,
+        )
     if to_gguf:
         from selfhost.tune.export import export_run
 

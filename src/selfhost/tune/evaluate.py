@@ -1,5 +1,9 @@
-"""Base vs tuned on held-out conversations: loss on assistant tokens and whether the greedy answer contains the
-reference answer, each per example, so the difference gets a paired bootstrap interval.
+"""Base vs tuned, measured the same way on both sides.
+
+On held-out conversations: the loss on assistant tokens, and whether the greedy answer contains the reference
+answer, each per example, so the differences get paired bootstrap intervals. With a suite (the quant suites'
+format and checks), also the pass rate on prompts outside the training task, so a fine-tune that breaks what the
+base model could do shows up as a regression; an `agreement` check there compares tuned with base.
 
 Two engines give the same contract: transformers + PEFT (the adapter as trained), and llama.cpp with the adapter
 converted to GGUF (the adapter as it will be served), so a conversion or template problem shows up as a gap
@@ -7,23 +11,33 @@ between the two."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from selfhost.data.check import normalize
 from selfhost.models.spec import ModelSpec
+from selfhost.quant.run import evaluate_case
 from selfhost.quant.stats import paired_bootstrap, wilson
+from selfhost.quant.suite import Case
 from selfhost.template.render import render_chat
 from selfhost.tune.train import _quiet, _require, encode_example, load_hf
 
-__all__ = ["evaluate_adapter", "evaluate_adapter_llamacpp", "compare"]
+__all__ = ["evaluate_adapter", "evaluate_adapter_llamacpp", "compare", "compare_suite"]
 
-Scores = tuple[list[float], list[bool]]
+Conversation = list[dict[str, Any]]
 
 
-def _render(spec: ModelSpec, messages: list[dict[str, Any]], generation_prompt: bool) -> str:
+class _Runner(Protocol):
+    def loss(self, messages: Conversation) -> float: ...
+
+    def generate(self, messages: Conversation, max_tokens: int) -> str: ...
+
+
+def _render(spec: ModelSpec, messages: Conversation, generation_prompt: bool) -> str:
     t = spec.tokenizer
     return render_chat(
         spec.chat_template or "",
@@ -34,80 +48,96 @@ def _render(spec: ModelSpec, messages: list[dict[str, Any]], generation_prompt: 
     )
 
 
+class _Transformers:
+    """One PEFT model serves both sides: the base is the same model with the adapter disabled."""
+
+    def __init__(self, model: Any, tok: Any, spec: ModelSpec, adapter_on: bool) -> None:
+        self.model, self.tok, self.spec, self.adapter_on = model, tok, spec, adapter_on
+
+    def _side(self) -> AbstractContextManager[Any]:
+        return nullcontext() if self.adapter_on else self.model.disable_adapter()
+
+    def loss(self, messages: Conversation) -> float:
+        torch = _require()
+        ids, labels = encode_example(self.tok, self.spec, messages, None)
+        with torch.no_grad(), self._side():
+            return float(self.model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss)
+
+    def generate(self, messages: Conversation, max_tokens: int) -> str:
+        torch = _require()
+        prompt = _render(self.spec, messages, True)
+        enc = self.tok(prompt, add_special_tokens=bool(self.spec.tokenizer.add_bos_token), return_tensors="pt")
+        with torch.no_grad(), self._side():
+            gen = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False)
+        return str(self.tok.decode(gen[0][enc["input_ids"].shape[1] :], skip_special_tokens=True))
+
+
+class _LlamaCpp:
+    """Assistant tokens are those between the token counts of the rendered prefix before each assistant turn and
+    the render through its end: chat templates put special tokens at those boundaries, so the prefix tokenizes
+    the same inside the whole."""
+
+    def __init__(self, model_path: Path, lora: Path | None, spec: ModelSpec) -> None:
+        import llama_cpp
+
+        from selfhost.backends.llamacpp import _LogCapture
+
+        self.spec = spec
+        _LogCapture.start()
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(model_path),
+                lora_path=str(lora) if lora else None,
+                n_ctx=2048,
+                logits_all=True,
+                seed=0,
+                verbose=False,
+            )
+        finally:
+            _LogCapture.stop()
+
+    def _tokens(self, text: str) -> list[int]:
+        add_bos = bool(self.spec.tokenizer.add_bos_token)
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def loss(self, messages: Conversation) -> float:
+        ids = self._tokens(_render(self.spec, messages, False))
+        trained: list[int] = []
+        for i, m in enumerate(messages):
+            if m.get("role") == "assistant":
+                start = len(self._tokens(_render(self.spec, messages[:i], True))) if i else 0
+                trained.extend(range(max(start, 1), len(self._tokens(_render(self.spec, messages[: i + 1], False)))))
+        self.llm.reset()
+        self.llm.eval(ids)
+        logits = np.array(self.llm.scores[: len(ids)], dtype=np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return float(-np.mean([logp[p - 1, ids[p]] for p in trained]))
+
+    def generate(self, messages: Conversation, max_tokens: int) -> str:
+        self.llm.reset()
+        prompt = self._tokens(_render(self.spec, messages, True))
+        out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, seed=0)
+        return str(out["choices"][0]["text"])  # type: ignore[index]
+
+    def close(self) -> None:
+        self.llm.close()
+
+
 def _passes(reference: Any, answer: str) -> bool:
     return normalize(str(reference or "")) in normalize(answer)
 
 
-def _score(model: Any, tok: Any, spec: ModelSpec, examples: list[list[dict[str, Any]]], max_new_tokens: int) -> Scores:
-    torch = _require()
-    losses, passes = [], []
-    model.eval()
-    with torch.no_grad():
-        for msgs in examples:
-            ids, labels = encode_example(tok, spec, msgs, 1024)
-            out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
-            losses.append(float(out.loss))
-            prompt = _render(spec, msgs[:-1], True)
-            enc = tok(prompt, add_special_tokens=bool(spec.tokenizer.add_bos_token), return_tensors="pt")
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
-            answer = tok.decode(gen[0][enc["input_ids"].shape[1] :], skip_special_tokens=True)
-            passes.append(_passes(msgs[-1].get("content"), answer))
-    return losses, passes
+def _measure(
+    runner: _Runner, examples: list[Conversation], cases: list[Case], max_new_tokens: int
+) -> tuple[list[float], list[bool], list[str]]:
+    losses = [runner.loss(msgs) for msgs in examples]
+    passes = [_passes(msgs[-1].get("content"), runner.generate(msgs[:-1], max_new_tokens)) for msgs in examples]
+    outputs = [runner.generate(c.messages, c.max_tokens) for c in cases]
+    return losses, passes, outputs
 
 
-def _score_llamacpp(
-    model_path: Path, lora: Path | None, spec: ModelSpec, examples: list[list[dict[str, Any]]], max_new_tokens: int
-) -> Scores:
-    """The same two measures through llama.cpp. Assistant tokens are those between the token counts of the
-    rendered prefix before each assistant turn and the render through its end: chat templates put special tokens
-    at those boundaries, so the prefix tokenizes the same inside the whole."""
-    import llama_cpp
-
-    from selfhost.backends.llamacpp import _LogCapture
-
-    _LogCapture.start()
-    try:
-        llm = llama_cpp.Llama(
-            model_path=str(model_path),
-            lora_path=str(lora) if lora else None,
-            n_ctx=2048,
-            logits_all=True,
-            seed=0,
-            verbose=False,
-        )
-    finally:
-        _LogCapture.stop()
-    add_bos = bool(spec.tokenizer.add_bos_token)
-
-    def tokens(text: str) -> list[int]:
-        return list(llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
-
-    losses, passes = [], []
-    try:
-        for msgs in examples:
-            ids = tokens(_render(spec, msgs, False))
-            trained: list[int] = []
-            for i, m in enumerate(msgs):
-                if m.get("role") == "assistant":
-                    start = len(tokens(_render(spec, msgs[:i], True))) if i else 0
-                    trained.extend(range(max(start, 1), len(tokens(_render(spec, msgs[: i + 1], False)))))
-            llm.reset()
-            llm.eval(ids)
-            logits = np.array(llm.scores[: len(ids)], dtype=np.float64)
-            logits -= logits.max(axis=1, keepdims=True)
-            logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            losses.append(float(-np.mean([logp[p - 1, ids[p]] for p in trained])))
-            llm.reset()
-            out = llm.create_completion(
-                tokens(_render(spec, msgs[:-1], True)), max_tokens=max_new_tokens, temperature=0.0, seed=0
-            )
-            passes.append(_passes(msgs[-1].get("content"), str(out["choices"][0]["text"])))  # type: ignore[index]
-    finally:
-        llm.close()
-    return losses, passes
-
-
-def compare(base: Scores, tuned: Scores) -> dict[str, Any]:
+def compare(base: tuple[list[float], list[bool]], tuned: tuple[list[float], list[bool]]) -> dict[str, Any]:
     """DESIGN.md §2: base, tuned (each {loss, pass_rate, pass_rate_ci}), improvement_significant."""
     (base_loss, base_pass), (tuned_loss, tuned_pass) = base, tuned
     n = len(base_loss)
@@ -128,36 +158,94 @@ def compare(base: Scores, tuned: Scores) -> dict[str, Any]:
     }
 
 
-def _held_out(examples: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+def compare_suite(cases: list[Case], base_out: list[str], tuned_out: list[str]) -> dict[str, Any]:
+    """Suite pass rates of both sides; the base is the reference an `agreement` check compares with."""
+    base = [all(evaluate_case(c, o, o).values()) for c, o in zip(cases, base_out, strict=True)]
+    tuned = [all(evaluate_case(c, t, b).values()) for c, t, b in zip(cases, tuned_out, base_out, strict=True)]
+    n = len(cases)
+    change = paired_bootstrap(tuned, base)
+    by_category: dict[str, dict[str, int]] = {}
+    for c, b, t in zip(cases, base, tuned, strict=True):
+        row = by_category.setdefault(c.category, {"cases": 0, "base_passed": 0, "tuned_passed": 0})
+        row["cases"] += 1
+        row["base_passed"] += b
+        row["tuned_passed"] += t
+    return {
+        "cases": n,
+        "base": {"pass_rate": sum(base) / n, "pass_rate_ci": wilson(sum(base), n)},
+        "tuned": {"pass_rate": sum(tuned) / n, "pass_rate_ci": wilson(sum(tuned), n)},
+        "pass_rate_change": change,
+        "regression_significant": change["ci_high"] < 0,
+        "by_category": by_category,
+        "items": [
+            {"id": c.id, "base_passed": b, "tuned_passed": t, "base_output": bo, "tuned_output": to}
+            for c, b, t, bo, to in zip(cases, base, tuned, base_out, tuned_out, strict=True)
+        ],
+    }
+
+
+def _held_out(examples: list[Conversation]) -> list[Conversation]:
     return [m for m in examples if m and m[-1].get("role") == "assistant"]
 
 
+def _result(
+    base: tuple[list[float], list[bool], list[str]],
+    tuned: tuple[list[float], list[bool], list[str]],
+    cases: list[Case],
+) -> dict[str, Any]:
+    r = compare(base[:2], tuned[:2])
+    if cases:
+        r["suite"] = compare_suite(cases, base[2], tuned[2])
+    return r
+
+
 def evaluate_adapter(
-    spec: ModelSpec, adapter: Path, examples: list[list[dict[str, Any]]], max_new_tokens: int = 32
+    spec: ModelSpec,
+    adapter: Path,
+    examples: list[Conversation],
+    cases: list[Case] | None = None,
+    max_new_tokens: int = 32,
 ) -> dict[str, Any]:
     from peft import PeftModel
 
-    examples = _held_out(examples)
+    examples, cases = _held_out(examples), cases or []
     model, tok = load_hf(spec)
-    base = _score(model, tok, spec, examples, max_new_tokens)
     with _quiet():
-        tuned_model = PeftModel.from_pretrained(model, str(adapter))
-    return compare(base, _score(tuned_model, tok, spec, examples, max_new_tokens)) | {"engine": "transformers"}
+        peft_model = PeftModel.from_pretrained(model, str(adapter))
+    peft_model.eval()
+    base = _measure(_Transformers(peft_model, tok, spec, False), examples, cases, max_new_tokens)
+    tuned = _measure(_Transformers(peft_model, tok, spec, True), examples, cases, max_new_tokens)
+    return _result(base, tuned, cases) | {"engine": "transformers"}
+
+
+@contextmanager
+def _llamacpp(model_path: Path, lora: Path | None, spec: ModelSpec) -> Iterator[_LlamaCpp]:
+    runner = _LlamaCpp(model_path, lora, spec)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 def evaluate_adapter_llamacpp(
-    spec: ModelSpec, adapter: Path, examples: list[list[dict[str, Any]]], max_new_tokens: int = 32
+    spec: ModelSpec,
+    adapter: Path,
+    examples: list[Conversation],
+    cases: list[Case] | None = None,
+    max_new_tokens: int = 32,
 ) -> dict[str, Any]:
     """The base GGUF alone vs the base GGUF with adapter/adapter.gguf (converted first if missing)."""
     from selfhost.models.resolve import local_gguf_path
 
-    examples = _held_out(examples)
+    examples, cases = _held_out(examples), cases or []
     base_gguf = local_gguf_path(spec)
     lora = adapter / "adapter.gguf"
     if not lora.exists():
         from selfhost.tune.export import export_adapter_gguf
 
         export_adapter_gguf(spec, adapter, lora)
-    base = _score_llamacpp(base_gguf, None, spec, examples, max_new_tokens)
-    tuned = _score_llamacpp(base_gguf, lora, spec, examples, max_new_tokens)
-    return compare(base, tuned) | {"engine": "llama.cpp", "adapter_gguf": str(lora)}
+    with _llamacpp(base_gguf, None, spec) as runner:
+        base = _measure(runner, examples, cases, max_new_tokens)
+    with _llamacpp(base_gguf, lora, spec) as runner:
+        tuned = _measure(runner, examples, cases, max_new_tokens)
+    return _result(base, tuned, cases) | {"engine": "llama.cpp", "adapter_gguf": str(lora)}

@@ -51,6 +51,7 @@ def write_launch(
     cfg: TuneConfig,
     processes: int,
     eval_file: Path | None = None,
+    record_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write out_dir/launch/{run.json, accelerate.yaml, launch.sh}; the command that runs it."""
     if processes < 1:
@@ -63,6 +64,7 @@ def write_launch(
         "eval": str(eval_file.resolve()) if eval_file else None,
         "out": str(out_dir.resolve()),
         "config": asdict(cfg),
+        "record_extra": record_extra,
     }
     (where / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
     mixed = "no" if cfg.qlora else "bf16"  # QLoRA sets its compute dtype in its own quantization config
@@ -133,6 +135,7 @@ def _main(run_file: Path) -> int:
         cfg,
         eval_examples=load_conversations(Path(run["eval"])) if run["eval"] else None,
         sources=sources,
+        record_extra=run.get("record_extra"),
     )
     if record["rank"] == 0:
         write_tune_report(out)

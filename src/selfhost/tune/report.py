@@ -70,6 +70,17 @@ def eval_section(result: dict[str, Any]) -> Section:
         lo, hi = s["pass_rate_ci"]
         rows.append((side, f"loss {s['loss']:.3f}; pass rate {s['pass_rate']:.0%} (95 % CI {lo:.0%}–{hi:.0%})"))
     rows.append(("significant improvement", str(result["improvement_significant"])))
+    suite = result.get("suite")
+    if suite:
+        change = suite["pass_rate_change"]
+        rows.append(
+            (
+                f"suite ({suite['cases']} prompts beyond the task)",
+                f"base {suite['base']['pass_rate']:.0%} → tuned {suite['tuned']['pass_rate']:.0%} "
+                f"(change 95 % CI {change['ci_low']:+.0%} to {change['ci_high']:+.0%})",
+            )
+        )
+        rows.append(("significant regression", str(suite["regression_significant"])))
     plot = bar_chart(
         ["base", "tuned"],
         [100 * result["base"]["pass_rate"], 100 * result["tuned"]["pass_rate"]],

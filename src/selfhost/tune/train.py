@@ -38,6 +38,7 @@ __all__ = [
     "read_losses",
     "load_conversations",
     "load_labeled",
+    "preflight",
 ]
 
 Progress = Callable[[int, int, float], None]
@@ -234,6 +235,30 @@ def load_conversations(path: Path) -> list[list[dict[str, Any]]]:
     return load_labeled(path)[0]
 
 
+# Findings of `selfhost data check` worth a word before training: they bias the run or its held-out numbers.
+PREFLIGHT_CODES = (
+    "exact_duplicate",
+    "near_duplicate",
+    "leakage_exact",
+    "leakage_near",
+    "empty_answer",
+    "truncated_answer",
+    "role_order",
+    "unknown_role",
+    "control_token",
+    "refusal",
+)
+
+
+def preflight(data: Path, eval_file: Path | None = None) -> dict[str, int]:
+    """`selfhost data check` on the training file (and leakage against the held-out one), reduced to the counts
+    of PREFLIGHT_CODES. Lengths are left to the trainer, which counts them with the same template and tokenizer."""
+    from selfhost.data.check import check_dataset
+
+    counts = check_dataset(data, None, eval_file).counts
+    return {code: counts[code] for code in PREFLIGHT_CODES if counts.get(code)}
+
+
 def read_losses(out_dir: Path) -> list[dict[str, Any]]:
     path = out_dir / "losses.jsonl"
     if not path.exists():
@@ -335,6 +360,7 @@ def train_lora(
     progress: Progress | None = None,
     eval_examples: list[list[dict[str, Any]]] | None = None,
     sources: list[str] | None = None,
+    record_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter into out_dir (a rerun with the same out_dir resumes from its last checkpoint).
 
@@ -414,7 +440,7 @@ def train_lora(
         "rank": int(trainer.args.process_index),
         "data_sha256": hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest(),
         "special_tokens": {"bos": spec.tokenizer.bos_token, "eos": spec.tokenizer.eos_token},
-    }
+    } | (record_extra or {})
     if trainer.is_world_process_zero():
         # Serving parity: record the exact template and tokens the adapter was trained with.
         (out_dir / "chat_template.jinja").write_text(spec.chat_template or "", encoding="utf-8")

@@ -226,6 +226,43 @@ def test_data_defects_are_named_before_training(tmp_path: Path) -> None:
     assert "data check" not in r.stderr
 
 
+def test_probe_measures_an_upper_bound_of_the_run(tmp_path: Path) -> None:
+    """Worst-case steps (full batches of the longest conversation) before training: their measured peak memory
+    bounds the real run's, which is measured too, in a separate process each, as a user would run them."""
+    data = tmp_path / "d.jsonl"
+    long_conv = {"messages": [{"role": "user", "content": "Say it."}, {"role": "assistant", "content": FACT * 25}]}
+    data.write_text("".join(json.dumps(r) + "\n" for r in [conv(q) for q in QUESTIONS[:7]] + [long_conv]))
+    common = ("tune", "embedded", str(data), "--batch-size", "4", "--max-seq-len", "512", "--no-data-check", "--json")
+    probe = json.loads(run(*common, "--probe").stdout)
+    assert probe["worst_case_tokens_per_step"] == 4 * probe["longest_conversation_tokens"] > 4 * 250
+    assert probe["step_s"] > 0 and probe["run_steps"] == 6  # 3 epochs of 2 batches
+    assert probe["run_s_upper_bound"] == pytest.approx(probe["step_s"] * 6)
+    r = run(*common, "--out", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    trained = json.loads(r.stdout)
+
+    def grew(m: dict) -> int:  # type: ignore[type-arg]
+        return int(m["peak_bytes"] - m["before_train_bytes"])
+
+    assert trained["memory"]["device"] == probe["memory"]["device"] == "cpu"
+    assert 100 * 2**20 < grew(trained["memory"]) <= 1.15 * grew(probe["memory"])
+    small = json.loads(
+        run(
+            *common[:3],
+            "--batch-size",
+            "1",
+            "--max-seq-len",
+            "64",
+            "--on-long",
+            "drop",
+            "--no-data-check",
+            "--json",
+            "--probe",
+        ).stdout
+    )
+    assert grew(small["memory"]) < grew(probe["memory"]) / 4  # a 16x smaller step needs far less
+
+
 def test_steps_follow_epochs_batch_and_accumulation(tmp_path: Path) -> None:
     import torch
 

@@ -71,6 +71,30 @@ def _export(base: str | None, adapter: Path | None, merge_dir: Path | None, outt
     print_rows("export", [(k, str(v)) for k, v in r.items() if k != "serve"] + list(r["serve"].items()))
 
 
+def _probe(spec: Any, data_file: Path, cfg: Any, as_json: bool) -> None:
+    from selfhost.tune.train import probe_training
+
+    examples, sources = load_labeled(data_file)
+    stderr.print("probing: a few steps of full batches of the longest conversation …")
+    r = probe_training(spec, examples, cfg, sources)
+    if as_json:
+        print_json(r)
+        return
+    m = r["memory"]
+    print_rows(
+        "tune probe (worst case)",
+        [
+            (
+                "tokens per step",
+                f"{r['worst_case_tokens_per_step']:,} (longest conversation {r['longest_conversation_tokens']})",
+            ),
+            ("peak memory", f"{m['peak_bytes'] / 2**30:.2f} GiB on {m['device']} ({m['source']})"),
+            ("time per step", f"{r['step_s']:.2f} s (first step {r['first_step_s']:.2f} s)"),
+            ("this run", f"{r['run_steps']} steps, at most {r['run_s_upper_bound'] / 60:.1f} min"),
+        ],
+    )
+
+
 def _preflight(data_file: Path, eval_file: Path | None) -> dict[str, int]:
     from selfhost.tune.train import preflight
 
@@ -163,6 +187,12 @@ def _train(
     is_flag=True,
     help="Skip the duplicate/leakage/answer checks of `selfhost data check` before training.",
 )
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Measure a few worst-case steps (full batches of the longest conversation): peak memory, time per "
+    "step, an upper bound on the run's time. Writes nothing.",
+)
 @click.option("--qlora", is_flag=True, help="4-bit NF4 base weights (bitsandbytes; needs CUDA and an HF model dir).")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations: less memory, ~30 % slower.")
 @click.option(
@@ -240,6 +270,7 @@ def tune(
     eval_file: Path | None,
     eval_every: int,
     skip_data_check: bool,
+    probe: bool,
     qlora: bool,
     gradient_checkpointing: bool,
     gpus: int | None,
@@ -266,7 +297,7 @@ def tune(
     if model == "export":
         _export(base, adapter, merge_dir, outtype, as_json)
         return
-    if data_file is None or out_dir is None:
+    if data_file is None or (out_dir is None and not probe):
         raise UsageError("tune needs MODEL DATA --out DIR", "e.g. selfhost tune embedded train.jsonl --out run/")
     if min(epochs, batch_size, grad_accum, rank, max_seq_len) <= 0 or steps < 0 or lr <= 0:
         raise UsageError("--epochs, --batch-size, --grad-accum, --rank, --max-seq-len and --lr must be positive")
@@ -294,6 +325,10 @@ def tune(
         gradient_checkpointing=gradient_checkpointing,
     )
     spec = resolve_model(model)
+    if probe:
+        _probe(spec, data_file, cfg, as_json)
+        return
+    assert out_dir is not None
     data_check = None if skip_data_check else _preflight(data_file, eval_file)
     if gpus is None:
         from selfhost.hardware.detect import detect_host

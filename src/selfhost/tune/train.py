@@ -17,17 +17,20 @@ import hashlib
 import io
 import json
 import signal
+import statistics
+import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from selfhost.errors import MissingDependencyError, UsageError
 from selfhost.models.spec import ModelSpec
+from selfhost.tune.memory import PeakMemory
 
 __all__ = [
     "TuneConfig",
@@ -39,6 +42,7 @@ __all__ = [
     "load_conversations",
     "load_labeled",
     "preflight",
+    "probe_training",
 ]
 
 Progress = Callable[[int, int, float], None]
@@ -352,6 +356,36 @@ def _sft_config(cfg: TuneConfig, out_dir: Path, n_train: int, has_eval: bool, to
     )
 
 
+def _trainer(model: Any, tok: Any, args: Any, train_ds: Any, eval_ds: Any, lora: Any, callbacks: list[Any]) -> Any:
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tok,
+        peft_config=lora,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; losses.jsonl has them
+    return trainer
+
+
+def _lora_config(cfg: TuneConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        # PEFT takes "all-linear" as a string, not as a module name in a list
+        target_modules="all-linear" if cfg.target_modules == ("all-linear",) else list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
 def train_lora(
     spec: ModelSpec,
     examples: list[list[dict[str, Any]]],
@@ -368,9 +402,7 @@ def train_lora(
     eval_examples are given), chat_template.jinja and selfhost-run.json. Ctrl-C writes a checkpoint, then raises
     KeyboardInterrupt."""
     torch = _require()
-    from peft import LoraConfig
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTTrainer
 
     if not examples:
         raise UsageError("no training examples")
@@ -394,29 +426,11 @@ def train_lora(
     else:
         (out_dir / "losses.jsonl").write_text("", encoding="utf-8")
     stop = threading.Event()
-    lora = LoraConfig(
-        r=cfg.rank,
-        lora_alpha=cfg.alpha,
-        lora_dropout=cfg.dropout,
-        # PEFT takes "all-linear" as a string, not as a module name in a list
-        target_modules="all-linear" if cfg.target_modules == ("all-linear",) else list(cfg.target_modules),
-        task_type="CAUSAL_LM",
-    )
+    lora = _lora_config(cfg)
     t0 = time.perf_counter()
     with _quiet():
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer = SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=train_ds,
-            eval_dataset=eval_ds,
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[_callback(out_dir, stop, progress)],
-        )
-        trainer.remove_callback(PrinterCallback)  # it prints every log dict; losses.jsonl has them
-        with _ctrl_c_stops_gracefully(stop):
+        trainer = _trainer(model, tok, args, train_ds, eval_ds, lora, [_callback(out_dir, stop, progress)])
+        with _ctrl_c_stops_gracefully(stop), PeakMemory(torch) as memory:
             result = trainer.train(resume_from_checkpoint=last)
         if stop.is_set():
             raise KeyboardInterrupt  # the checkpoint is written; a rerun with the same out_dir continues
@@ -436,6 +450,7 @@ def train_lora(
         "trainable_parameters": trainable,
         "train_loss": float(result.training_loss),
         "train_s": time.perf_counter() - t0,
+        "memory": memory.to_dict(),
         "processes": int(trainer.args.world_size),
         "rank": int(trainer.args.process_index),
         "data_sha256": hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest(),
@@ -446,6 +461,57 @@ def train_lora(
         (out_dir / "chat_template.jinja").write_text(spec.chat_template or "", encoding="utf-8")
         (out_dir / "selfhost-run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
+
+
+def probe_training(
+    spec: ModelSpec,
+    examples: list[list[dict[str, Any]]],
+    cfg: TuneConfig,
+    sources: list[str] | None = None,
+    steps: int = 3,
+) -> dict[str, Any]:
+    """A few worst-case optimizer steps before a long run: every batch holds the longest conversation (cut at
+    max_seq_len), so the measured peak memory bounds the real run's and the step time bounds its pace. Nothing is
+    kept."""
+    torch = _require()
+    from datasets import Dataset
+    from transformers import TrainerCallback
+
+    model, tok = load_hf(spec, cfg.qlora)
+    with _quiet():
+        ds, _ = _dataset(tok, spec, examples, cfg, sources)
+    if len(ds) == 0:
+        raise UsageError("no example has an assistant turn to learn from")
+    lengths = [len(ids) for ids in ds["input_ids"]]
+    longest = ds[lengths.index(max(lengths))]
+    per_step = cfg.batch_size * cfg.grad_accum
+    worst = Dataset.from_list([{"input_ids": longest["input_ids"], "labels": longest["labels"]}] * per_step * steps)
+    ends: list[float] = []
+
+    class StepTimes(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            ends.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        real_steps = int(_sft_config(cfg, Path(tmp), len(ds), False, torch).max_steps)
+        args = _sft_config(replace(cfg, steps=steps, checkpoint_every=0), Path(tmp), len(worst), False, torch)
+        trainer = _trainer(model, tok, args, worst, None, _lora_config(cfg), [StepTimes()])
+        with PeakMemory(torch) as memory:
+            t0 = time.perf_counter()
+            trainer.train()
+    gaps = [b - a for a, b in zip([t0, *ends], ends)]
+    step_s = statistics.median(gaps[1:]) if len(gaps) > 1 else gaps[0]  # the first step also sets up the optimizer
+    return {
+        "steps_measured": steps,
+        "worst_case_tokens_per_step": max(lengths) * per_step,
+        "longest_conversation_tokens": max(lengths),
+        "first_step_s": gaps[0],
+        "step_s": step_s,
+        "run_steps": real_steps,
+        "run_s_upper_bound": step_s * real_steps,
+        "memory": memory.to_dict(),
+        "processes": int(trainer.args.world_size),
+    }
 
 
 def merge_adapter(spec: ModelSpec, adapter: Path, out: Path) -> dict[str, Any]:

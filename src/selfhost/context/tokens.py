@@ -50,6 +50,8 @@ class Tokenizer:
         kind, tok = self._impl
         if kind == "llama":
             return list(tok.tokenize(text.encode("utf-8"), add_bos=add_special, special=parse_special))
+        # Like llama.cpp's `special` flag: without it, "<|im_end|>" in the text is plain text, not the control token.
+        tok.encode_special_tokens = not parse_special
         return list(tok.encode(text, add_special_tokens=add_special).ids)
 
     def decode(self, ids: Sequence[int], special: bool = False) -> str:

@@ -144,7 +144,10 @@ def test_poisson_rate_and_distribution(mock_server: Callable[..., str], tmp_path
     )
     assert s["requests"]["completed"] == n
     sent = sorted(r["sent_t"] for r in records(tmp_path / "r.jsonl"))
-    achieved = (n - 1) / (sent[-1] - sent[0])
+    # The rate over the middle 98 % of sends: one late final send (a GC pause, a busy core) would otherwise
+    # stretch the whole span and read as a slow generator.
+    lo, hi = n // 100, n - 1 - n // 100
+    achieved = (hi - lo) / (sent[hi] - sent[lo])
     assert achieved == pytest.approx(rate, rel=0.02)
     # Kolmogorov–Smirnov of the inter-arrival times actually sent against Exp(rate), at the 1 % level
     # (critical value 1.63/sqrt(n); the 5 % one, 1.36/sqrt(n), is rejected by 1 in 20 true samples).

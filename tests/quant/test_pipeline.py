@@ -74,3 +74,56 @@ def test_cli_errors(tmp_path: Path) -> None:
     f = tmp_path / "s.jsonl"
     f.write_text("{oops\n")
     assert f"{f}:1: not valid JSON" in _one_line_error(run("quant", "--suite", str(f), "--out", str(tmp_path)))
+
+
+def test_endpoint_variant_answers_like_the_same_file_run_here(smollm2_path: Path, tmp_path: Path) -> None:
+    """The shipped model in-process and the same file behind llama-cpp-python's OpenAI-compatible server: greedy
+    answers agree, so the pass rates do; the endpoint has no logits, size or memory to report."""
+    from selfhost.backends.server import LlamaCppServer
+    from selfhost.quant.variants import parse_endpoint
+
+    cases = default_suite()[::8]
+    with LlamaCppServer(smollm2_path, n_ctx=2048) as server:
+        url, model = parse_endpoint(f"{server.url}/v1#{server.model_alias}")
+        served = Variant("served", None, "llama-cpp-python server", url=url, model=model)
+        r = run_quant(QuantConfig([Variant("here", smollm2_path), served], cases, default_text(), tmp_path / "i.jsonl"))
+    here, there = r["variants"]
+    assert there["pass_rate"] == here["pass_rate"] and there["url"] == url
+    assert there["kld_mean"] is None and there["gates"]["kld_p99"] is None and there["file_bytes"] is None
+    assert there["tokens_per_s"] > 0 and there["passes_gates"]
+    outputs = [json.loads(x) for x in (tmp_path / "i.jsonl").read_text().splitlines()]
+    by_case: dict[str, set[str]] = {}
+    for o in outputs:
+        by_case.setdefault(o["case"], set()).add(o["output"].strip())
+    assert sum(len(v) == 1 for v in by_case.values()) >= len(cases) - 1  # the same greedy answer, case by case
+
+
+def test_endpoint_that_dies_mid_run_loses_nothing(smollm2_path: Path, tmp_path: Path) -> None:
+    from selfhost.backends.server import LlamaCppServer
+    from selfhost.errors import BackendError
+
+    cases = default_suite()[:4]
+    records = tmp_path / "i.jsonl"
+    server = LlamaCppServer(smollm2_path, n_ctx=2048).start()
+
+    def kill_after_two(what: str, n: int, total: int) -> None:
+        if what.startswith("served") and n == 6:  # 4 reference items, then 2 served ones
+            server.stop()
+
+    served = Variant("served", None, url=server.url, model=server.model_alias)
+    cfg = QuantConfig([Variant("here", smollm2_path), served], cases, default_text()[:400], records)
+    try:
+        with pytest.raises(BackendError, match="variant served .* failed on case"):
+            run_quant(cfg, kill_after_two)
+    finally:
+        server.stop()
+    assert len(records.read_text().splitlines()) == 6
+    with LlamaCppServer(smollm2_path, n_ctx=2048) as again:  # a new port: the run is keyed by variant name
+        cfg.variants[1] = Variant("served", None, url=again.url, model=again.model_alias)
+        redone: list[str] = []
+        r = run_quant(cfg, lambda what, n, total: redone.append(what))
+        with pytest.raises(BackendError, match="does not serve 'nope'"):
+            run_quant(QuantConfig([Variant("x", None, url=again.url, model="nope")], cases, "t", tmp_path / "b.jsonl"))
+    assert redone == [f"served: {c.id}" for c in cases[2:]] and r["cases"] == 4
+    with pytest.raises(BackendError, match="variant gone: cannot connect"):
+        run_quant(QuantConfig([Variant("gone", None, url=again.url, model="x")], cases, "t", tmp_path / "c.jsonl"))

@@ -79,6 +79,9 @@ class OpenAIHttpBackend(_HttpBase):
             "temperature": params.temperature,
             "top_p": params.top_p,
             "seed": params.seed,
+            # llama.cpp's servers' own name; llama-cpp-python's server defaults it to 1.1, which changes even greedy
+            # answers. The in-process backend uses 1.0, and so do vLLM and llama-server by default.
+            "repeat_penalty": 1.0,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -100,6 +103,8 @@ class OpenAIHttpBackend(_HttpBase):
                     usage = ch.usage or usage
                     finish = ch.finish_reason or finish
                     yield from _events(ch, t)
+        if finish is None:  # the connection closed cleanly, but before the server said the answer was complete
+            raise BackendError(f"{self.url}{path}: the stream ended before the answer finished (no finish_reason)")
         done: dict[str, Any] = {"finish_reason": finish}
         if usage:
             done.update(prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))

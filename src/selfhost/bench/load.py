@@ -32,6 +32,7 @@ class LoadSpec:
     duration_s: float | None = None
     warmup: int = 0
     seed: int = 0
+    schedule: tuple[float, ...] | None = None  # open loop at these offsets (s) from the start: a replayed trace
 
 
 @dataclass
@@ -124,9 +125,13 @@ async def run_load(
                 sem.release()
 
     try:
-        if spec.rate:
-            n = total if total is not None else int(spec.rate * (spec.duration_s or 0) * 1.5) + 10
-            gaps = arrival_gaps(spec, n)
+        if spec.schedule is not None or spec.rate:
+            if spec.schedule is not None:
+                n = len(spec.schedule) if total is None else min(total, len(spec.schedule))
+                gaps = [b - a for a, b in zip((0.0, *spec.schedule), spec.schedule)]
+            else:
+                n = total if total is not None else int((spec.rate or 0) * (spec.duration_s or 0) * 1.5) + 10
+                gaps = arrival_gaps(spec, n)
             sem = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
             tasks: list[asyncio.Task[None]] = []
             due = stats.started

@@ -16,7 +16,7 @@ from selfhost.bench.client import RequestRecord, send_request
 from selfhost.bench.load import LoadSpec, LoadStats, run_load
 from selfhost.bench.metrics import summarize
 from selfhost.bench.wire import Api, build_request
-from selfhost.bench.workload import Prompt, jsonl_prompts, multi_turn_prompts, synthetic_prompts
+from selfhost.bench.workload import Prompt, jsonl_prompts, multi_turn_prompts, synthetic_prompts, trace_prompts
 from selfhost.errors import BackendError, UsageError
 
 __all__ = ["BenchConfig", "run_bench", "probe_target", "run_sweep"]
@@ -33,6 +33,9 @@ class BenchConfig:
     prompts_file: Path | None = None
     shared_prefix_tokens: int = 0
     multi_turn: int = 0  # turns per synthetic conversation (0: independent prompts)
+    trace_file: Path | None = None  # replay: prompts and arrival times from a Mooncake-format trace
+    trace_speedup: float = 1.0
+    trace_block_size: int = 512
     api_key: str | None = None
     timeout_s: float = 600.0
     records_path: Path = Path("bench-requests.jsonl")
@@ -120,8 +123,21 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
         connector=conn, read_bufsize=2**20, timeout=aiohttp.ClientTimeout(total=cfg.timeout_s)
     ) as session:
         model = cfg.model or await probe_target(session, url, cfg.api, headers)
-        n = (cfg.load.requests or 1000) + cfg.load.warmup
-        prompts = _prompts(cfg, n, count_tokens)
+        load_spec = cfg.load
+        if cfg.trace_file is not None:
+            prompts, offsets = trace_prompts(cfg.trace_file, cfg.trace_block_size, cfg.trace_speedup)
+            load_spec = replace(
+                cfg.load,
+                concurrency=None,
+                rate=None,
+                schedule=tuple(offsets),
+                requests=min(cfg.load.requests or len(offsets), len(offsets)),
+                duration_s=None,
+                warmup=0,
+            )
+        else:
+            n = (cfg.load.requests or 1000) + cfg.load.warmup
+            prompts = _prompts(cfg, n, count_tokens)
         records: list[RequestRecord] = []
         cfg.records_path.parent.mkdir(parents=True, exist_ok=True)
         interrupted = False
@@ -144,7 +160,7 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
                 out.flush()  # a crash or Ctrl-C loses nothing already finished
 
             try:
-                load = await run_load(cfg.load, execute, on_record)
+                load = await run_load(load_spec, execute, on_record)
             except (asyncio.CancelledError, KeyboardInterrupt):
                 interrupted = True
                 load = LoadStats()
@@ -167,6 +183,15 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
                 "duration_s": cfg.load.duration_s,
                 "warmup": cfg.load.warmup,
                 "max_concurrency": cfg.load.max_concurrency,
+                "trace": None
+                if cfg.trace_file is None
+                else {
+                    "file": str(cfg.trace_file),
+                    "requests": load_spec.requests,
+                    "span_s": load_spec.schedule[(load_spec.requests or 1) - 1] if load_spec.schedule else 0.0,
+                    "speedup": cfg.trace_speedup,
+                    "block_size": cfg.trace_block_size,
+                },
             },
             "workload": {
                 "input_tokens": cfg.input_tokens,

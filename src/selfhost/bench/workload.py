@@ -11,7 +11,7 @@ from typing import Any
 
 from selfhost.errors import UsageError
 
-__all__ = ["Prompt", "synthetic_prompts", "jsonl_prompts", "multi_turn_prompts"]
+__all__ = ["Prompt", "synthetic_prompts", "jsonl_prompts", "multi_turn_prompts", "trace_prompts"]
 
 # Common English words: each is one token in most BPE vocabularies, which keeps lengths predictable
 # even without the model's tokenizer.
@@ -104,3 +104,53 @@ def multi_turn_prompts(n: int, turns: int, input_tokens: int, output_tokens: int
                 break
         conv += 1
     return out
+
+
+def _block(hash_id: int, tokens: int) -> str:
+    """The text of one prefix block: the same hash id always gives the same words."""
+    rng = random.Random(hash_id)
+    return " ".join([f"b{hash_id}"] + [rng.choice(_WORDS) for _ in range(tokens - 1)])
+
+
+def trace_prompts(path: Path, block_size: int = 512, speedup: float = 1.0) -> tuple[list[Prompt], list[float]]:
+    """A recorded trace: (prompts, arrival offsets in seconds from the first arrival), sorted by arrival.
+
+    One JSON object per line in the Mooncake trace format (FAST '25; also read by AIPerf and Dynamo):
+    "timestamp" in milliseconds, "input_length" and "output_length" in tokens, and "hash_ids", one per
+    `block_size` tokens of prompt, equal ids meaning equal content, so shared prefixes stay shared and a prefix
+    cache sees what it saw in production. A line may carry "prompt", "input_text" or "messages" instead of
+    lengths, and "max_tokens" instead of "output_length"."""
+    if speedup <= 0:
+        raise UsageError(f"--trace-speedup must be positive, not {speedup}")
+    rows: list[tuple[float, int, Prompt]] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("timestamp"), int | float) or obj["timestamp"] < 0:
+                raise UsageError(f"{where}: no 'timestamp' (milliseconds, ≥ 0)", "Mooncake trace format")
+            max_tokens = obj.get("output_length", obj.get("max_tokens"))
+            if not isinstance(max_tokens, int) or max_tokens < 1:
+                raise UsageError(f"{where}: 'output_length' must be a positive integer")
+            content = obj.get("messages") or obj.get("prompt") or obj.get("input_text")
+            if content:
+                rows.append((float(obj["timestamp"]), lineno, Prompt(content, max_tokens)))
+                continue
+            n = obj.get("input_length")
+            if not isinstance(n, int) or n < 1:
+                raise UsageError(f"{where}: needs 'input_length' (tokens) or a 'prompt'")
+            blocks = [_block(int(h), block_size) for h in obj.get("hash_ids") or []]
+            words = " ".join(blocks).split()[:n]
+            rng = random.Random(lineno)
+            words += [f"r{lineno}"] + [rng.choice(_WORDS) for _ in range(n - len(words) - 1)] if len(words) < n else []
+            rows.append((float(obj["timestamp"]), lineno, Prompt(" ".join(words), max_tokens, None)))
+    if not rows:
+        raise UsageError(f"{path} holds no requests")
+    rows.sort(key=lambda r: (r[0], r[1]))
+    first = rows[0][0]
+    return [p for _, _, p in rows], [(t - first) / 1000.0 / speedup for t, _, _ in rows]

@@ -65,6 +65,15 @@ def _slo(text: str | None) -> dict[str, float] | None:
     default=None,
     help='JSONL: {"prompt": ...} or {"messages": [...]}, optional "max_tokens".',
 )
+@click.option(
+    "--trace",
+    "trace_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Replay a recorded trace (Mooncake JSONL: timestamp ms, input_length, output_length, hash_ids) at its "
+    "own arrival times.",
+)
+@click.option("--trace-speedup", type=float, default=1.0, show_default=True, help="Replay the trace this much faster.")
 @click.option("--shared-prefix", type=int, default=0, help="Tokens of a prefix shared by every prompt.")
 @click.option("--multi-turn", type=int, default=0, help="Synthetic conversations of this many turns, history growing.")
 @click.option("--model", default=None, help="Model name to request (default: the server's first model).")
@@ -110,6 +119,8 @@ def bench(
     input_tokens: str,
     output_tokens: int,
     prompts_file: Path | None,
+    trace_file: Path | None,
+    trace_speedup: float,
     shared_prefix: int,
     multi_turn: int,
     model: str | None,
@@ -147,7 +158,9 @@ def bench(
             "--concurrency and --rate are two kinds of load; pick one",
             "closed loop: --concurrency N; open loop: --rate R [--max-concurrency N]",
         )
-    if n_requests is None and duration is None:
+    if trace_file is not None and (conc or rates or len(inputs) > 1 or search_max is not None or prompts_file):
+        raise UsageError("a trace sets its own arrivals and prompts", "drop --concurrency/--rate/--prompts/sweeps")
+    if n_requests is None and duration is None and trace_file is None:
         n_requests = 100
     load = LoadSpec(
         concurrency=None if rates else (conc[0] if conc else 1),
@@ -168,6 +181,8 @@ def bench(
         input_tokens=inputs[0],
         output_tokens=output_tokens,
         prompts_file=prompts_file,
+        trace_file=trace_file,
+        trace_speedup=trace_speedup,
         shared_prefix_tokens=shared_prefix,
         multi_turn=multi_turn,
         api_key=api_key,

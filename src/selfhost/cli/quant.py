@@ -23,7 +23,7 @@ from selfhost.errors import UsageError
     "--variant",
     "extra",
     multiple=True,
-    help="NAME=PATH of a GGUF (or NAME=ollama:TAG from the local Ollama store) to include as it is.",
+    help="NAME=PATH of a GGUF, NAME=ollama:TAG (local Ollama store) or NAME=URL[#MODEL] (OpenAI-compatible).",
 )
 @click.option(
     "--suite",
@@ -76,7 +76,7 @@ def quant(
     from selfhost.quant.kld import default_text
     from selfhost.quant.run import Gates, QuantConfig, run_quant
     from selfhost.quant.suite import default_suite, load_suite
-    from selfhost.quant.variants import FTYPES, Variant, make_variants
+    from selfhost.quant.variants import FTYPES, Variant, make_variants, parse_endpoint
 
     spec = resolve_model(model)
     wanted = [n.strip().upper() for n in names.split(",") if n.strip()]
@@ -95,6 +95,9 @@ def quant(
             raise UsageError(f"--variant {e!r} is not NAME=PATH")
         if where.startswith("ollama:"):  # a tag in the local Ollama store: its GGUF blob, evaluated here
             variants.append(Variant(name, local_gguf_path(resolve_model(where)), f"Ollama {where[7:]}"))
+        elif where.startswith(("http://", "https://")):  # an OpenAI-compatible server: answers only, no logits
+            url, served = parse_endpoint(where)
+            variants.append(Variant(name, None, f"served at {where}", url=url, model=served))
         else:
             variants.append(Variant(name, Path(where), "given on the command line"))
     cfg = QuantConfig(
@@ -137,13 +140,13 @@ def quant(
         d = r["difference_vs_reference"]
         t.add_row(
             r["name"],
-            f"{r['file_bytes'] / 2**20:.1f} MiB",
+            f"{r['file_bytes'] / 2**20:.1f} MiB" if r["file_bytes"] is not None else "-",
             f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-",
             f"{r['pass_rate']:.0%}",
             f"{d['difference']:+.0%} [{d['ci_low']:+.0%}, {d['ci_high']:+.0%}]",
-            f"{r['kld_mean']:.4f}",
-            f"{r['kld_p99']:.3f}",
-            f"{r['top1_agreement']:.0%}",
+            f"{r['kld_mean']:.4f}" if r["kld_mean"] is not None else "-",
+            f"{r['kld_p99']:.3f}" if r["kld_p99"] is not None else "-",
+            f"{r['top1_agreement']:.0%}" if r["top1_agreement"] is not None else "-",
             f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-",
             "pass" if r["passes_gates"] else "fail",
         )

@@ -3,15 +3,17 @@ statistics → the smallest variant that passes every gate."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selfhost.backends.base import GenerationParams, collect
-from selfhost.errors import ModelNotFoundError, UsageError
+from selfhost.errors import BackendError, ModelNotFoundError, UsageError
 from selfhost.quant.checks import run_check
 from selfhost.quant.kld import compare_distributions, logprobs, summarize
 from selfhost.quant.stats import paired_bootstrap, wilson
@@ -78,11 +80,9 @@ def _load_done(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 def run_quant(cfg: QuantConfig, progress: Callable[[str, int, int], None] = lambda *_: None) -> dict[str, Any]:
     """Runs everything not already in cfg.records_path; Ctrl-C loses only the item in flight."""
-    from selfhost.backends.llamacpp import LlamaCppBackend
-
     _check_schemas(cfg.cases)
     for v in cfg.variants:
-        if not v.path.exists():
+        if v.path is not None and not v.path.exists():
             raise ModelNotFoundError(f"variant {v.name}: no such file {v.path}", "check the --variant path")
     done = _load_done(cfg.records_path)
     total = len(cfg.variants) * len(cfg.cases)
@@ -92,10 +92,19 @@ def run_quant(cfg: QuantConfig, progress: Callable[[str, int, int], None] = lamb
             pending = [c for c in cfg.cases if (v.name, c.id) not in done]
             if not pending:
                 continue
-            with LlamaCppBackend(v.path, n_ctx=cfg.n_ctx) as backend:
+            with _backend(v, cfg.n_ctx) as backend:
                 for c in pending:
                     start = time.perf_counter()
-                    comp = collect(backend.stream_chat(c.messages, GenerationParams(max_tokens=c.max_tokens)), start)
+                    try:
+                        events = backend.stream_chat(c.messages, GenerationParams(max_tokens=c.max_tokens))
+                        comp = collect(events, start)
+                    except (OSError, http.client.HTTPException, BackendError) as exc:
+                        if v.url is None:
+                            raise
+                        raise BackendError(
+                            f"variant {v.name} ({v.url}) failed on case {c.id!r}: {exc}",
+                            "the finished items are kept; rerun the same command to resume",
+                        ) from None
                     rec = {
                         "variant": v.name,
                         "case": c.id,
@@ -112,11 +121,40 @@ def run_quant(cfg: QuantConfig, progress: Callable[[str, int, int], None] = lamb
     return _summarize(cfg, done)
 
 
-def _memory(path: Path, n_ctx: int) -> int | None:
+@contextmanager
+def _backend(v: Variant, n_ctx: int) -> Iterator[Any]:
+    if v.url is None:
+        from selfhost.backends.llamacpp import LlamaCppBackend
+
+        assert v.path is not None
+        with LlamaCppBackend(v.path, n_ctx=n_ctx) as backend:
+            yield backend
+        return
+    from selfhost.backends.http import OpenAIHttpBackend
+
+    try:
+        http_backend = OpenAIHttpBackend(v.url, v.model)
+        served = [str(m.get("id")) for m in http_backend._json("/v1/models").get("data") or []]
+    except BackendError as exc:
+        raise BackendError(f"variant {v.name}: {exc.message}", exc.next_step) from None
+    if http_backend.model not in served:
+        raise BackendError(
+            f"variant {v.name}: {v.url} does not serve {http_backend.model!r}",
+            f"it serves: {', '.join(served) or 'nothing'}; write URL#MODEL",
+        )
+    try:
+        yield http_backend
+    finally:
+        http_backend.close()
+
+
+def _memory(path: Path | None, n_ctx: int) -> int | None:
     """llama.cpp's memory for this variant at n_ctx on this machine, from `fit`'s plan."""
     from selfhost.fit.plan import FitRequest, plan
     from selfhost.models.gguf_spec import spec_from_gguf
 
+    if path is None:
+        return None
     try:
         return plan(spec_from_gguf(path), FitRequest(n_ctx=n_ctx)).total_bytes
     except UsageError:
@@ -126,7 +164,8 @@ def _memory(path: Path, n_ctx: int) -> int | None:
 def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     ref = cfg.variants[0]
     ref_out = {c.id: done[(ref.name, c.id)]["output"] for c in cfg.cases}
-    ref_tokens, ref_lp = logprobs(ref.path, cfg.text)
+    # KL divergence needs logits, which only local files give.
+    ref_tokens, ref_lp = logprobs(ref.path, cfg.text) if ref.path is not None else ([], None)
     per_case_ref = [all(evaluate_case(c, ref_out[c.id], ref_out[c.id]).values()) for c in cfg.cases]
     rows = []
     for v in cfg.variants:
@@ -137,22 +176,25 @@ def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) ->
             by_category.setdefault(c.category, []).append(p)
         recs = [done[(v.name, c.id)] for c in cfg.cases]
         tps = [r["decode_tokens_per_s"] for r in recs if r["decode_tokens_per_s"]]
-        if v is ref:
-            dist: dict[str, Any] = summarize(compare_distributions(ref_tokens, ref_lp, ref_tokens, ref_lp))
-        else:
+        dist: dict[str, Any] = dict.fromkeys(("kld_mean", "kld_p99", "top1_agreement"))
+        if ref_lp is not None and v is ref:
+            dist = summarize(compare_distributions(ref_tokens, ref_lp, ref_tokens, ref_lp))
+        elif ref_lp is not None and v.path is not None:
             vt, vlp = logprobs(v.path, cfg.text)
             dist = summarize(compare_distributions(ref_tokens, ref_lp, vt, vlp))
         diff = paired_bootstrap(passed, per_case_ref, level=cfg.gates.confidence)
         gates = {
             "pass_rate": diff["ci_low"] >= -cfg.gates.max_pass_rate_drop or v is ref,
-            "kld_p99": dist["kld_p99"] <= cfg.gates.max_kld_p99,
+            # None: not measured (an endpoint variant); the gate then neither passes nor fails it
+            "kld_p99": None if dist["kld_p99"] is None else dist["kld_p99"] <= cfg.gates.max_kld_p99,
         }
         n_pass = sum(passed)
         rows.append(
             {
                 "name": v.name,
                 "file_bytes": v.file_bytes,
-                "path": str(v.path),
+                "path": str(v.path) if v.path is not None else None,
+                "url": v.url,
                 "note": v.note,
                 "memory_bytes": _memory(v.path, cfg.n_ctx),
                 "kld_mean": dist["kld_mean"],
@@ -165,20 +207,23 @@ def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) ->
                 "difference_vs_reference": diff,
                 "tokens_per_s": sum(tps) / len(tps) if tps else None,
                 "gates": gates,
-                "passes_gates": all(gates.values()),
+                "passes_gates": all(g is not False for g in gates.values()),
             }
         )
     eligible = [r for r in rows if r["passes_gates"]]
-    best = min(eligible, key=lambda r: r["file_bytes"])
+    sized = [r for r in eligible if r["file_bytes"] is not None]
+    # Smallest file when sizes are known; endpoints hide theirs, so among them the fastest.
+    best = min(sized, key=lambda r: r["file_bytes"]) if sized else max(eligible, key=lambda r: r["tokens_per_s"] or 0)
+    rule = "smallest variant" if sized else "fastest variant (endpoints do not tell their size)"
     return {
-        "reference": {"name": ref.name, "path": str(ref.path), "note": ref.note},
+        "reference": {"name": ref.name, "path": ref.where, "note": ref.note},
         "variants": rows,
         "recommended": best["name"],
         "recommendation": {
             "name": best["name"],
             "file_bytes": best["file_bytes"],
             "tokens_per_s": best["tokens_per_s"],
-            "why": f"smallest variant passing every gate: pass-rate drop not provably worse than "
+            "why": f"{rule} passing every gate: pass-rate drop not provably worse than "
             f"{cfg.gates.max_pass_rate_drop:.0%} at {cfg.gates.confidence:.0%} confidence "
             f"(paired bootstrap over {len(cfg.cases)} cases) and KLD p99 ≤ "
             f"{cfg.gates.max_kld_p99}",

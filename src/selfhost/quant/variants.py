@@ -9,7 +9,7 @@ from pathlib import Path
 from selfhost.errors import BackendError, UsageError
 from selfhost.models.gguf_file import read_gguf
 
-__all__ = ["Variant", "FTYPES", "quantize", "make_variants"]
+__all__ = ["Variant", "FTYPES", "quantize", "make_variants", "parse_endpoint"]
 
 # llama_ftype values (llama.h) for the variants selfhost makes.
 FTYPES: dict[str, int] = {"F16": 1, "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q4_K_M": 15, "Q3_K_M": 12, "Q2_K": 10}
@@ -17,13 +17,32 @@ FTYPES: dict[str, int] = {"F16": 1, "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q4_K_M
 
 @dataclass(frozen=True)
 class Variant:
+    """A local GGUF file (run in-process by llama.cpp), or a model behind an OpenAI-compatible endpoint (`url`:
+    the server's root, `model`: its model name, None for the first one it lists). An endpoint gives answers and
+    speed but no logits, so its KL divergence and memory are not measured."""
+
     name: str
-    path: Path
+    path: Path | None
     note: str = ""
+    url: str | None = None
+    model: str | None = None
 
     @property
-    def file_bytes(self) -> int:
-        return self.path.stat().st_size
+    def file_bytes(self) -> int | None:
+        return self.path.stat().st_size if self.path is not None else None
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else f"{self.url}#{self.model or ''}"
+
+
+def parse_endpoint(where: str) -> tuple[str, str | None]:
+    """'http://host:8000/v1#model' → ('http://host:8000', 'model'); the /v1 suffix is optional."""
+    url, _, model = where.partition("#")
+    url = url.rstrip("/")
+    if url.endswith("/v1"):
+        url = url[:-3]
+    return url, model or None
 
 
 def quantize(src: Path, dst: Path, name: str, threads: int = 2) -> Path:

@@ -18,6 +18,7 @@ from selfhost.bench.metrics import summarize
 from selfhost.bench.wire import Api, build_request
 from selfhost.bench.workload import Prompt, jsonl_prompts, multi_turn_prompts, synthetic_prompts, trace_prompts
 from selfhost.errors import BackendError, UsageError
+from selfhost.hardware.power import PowerSampler
 
 __all__ = ["BenchConfig", "run_bench", "probe_target", "run_sweep"]
 
@@ -139,6 +140,7 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
             n = (cfg.load.requests or 1000) + cfg.load.warmup
             prompts = _prompts(cfg, n, count_tokens)
         records: list[RequestRecord] = []
+        power = PowerSampler()
         cfg.records_path.parent.mkdir(parents=True, exist_ok=True)
         interrupted = False
         origin: list[float] = []
@@ -160,7 +162,8 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
                 out.flush()  # a crash or Ctrl-C loses nothing already finished
 
             try:
-                load = await run_load(load_spec, execute, on_record)
+                with power:
+                    load = await run_load(load_spec, execute, on_record)
             except (asyncio.CancelledError, KeyboardInterrupt):
                 interrupted = True
                 load = LoadStats()
@@ -202,6 +205,7 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
                 "input_tokens_counted_with": "model tokenizer" if count_tokens else "words (approximate)",
             },
             "interrupted": interrupted,
+            "gpu_power": power.to_dict(),
             # time.perf_counter() of the first scheduled send: the records' times are relative to it
             "clock_origin_perf_counter": origin[0] if origin else None,
         }

@@ -55,6 +55,7 @@ def cost(
     """Dollars per million tokens at measured throughput; the monthly volume where self-hosting wins."""
     from selfhost.cost.run import (
         HardwareOptions,
+        bench_power,
         cost_report,
         find_api_price,
         hardware_from_options,
@@ -63,14 +64,6 @@ def cost(
     )
     from selfhost.hardware.detect import gpu_power_watts
 
-    measured = gpu_power_watts() if (owned or purchase_price is not None) and watts is None else None
-    hw = hardware_from_options(
-        HardwareOptions(gpu, gpus, price_per_hour, owned, purchase_price, lifetime_years, watts, idle_watts, kwh_price),
-        measured_watts=measured,
-    )
-    apis = [find_api_price(n.strip()) for n in api_names.split(",") if n.strip()]
-    if api_price:
-        apis.append(parse_api_price(api_price))
     if bench_path is not None:
         bench = load_bench(bench_path)
         source = str(bench_path)
@@ -78,6 +71,17 @@ def cost(
         from selfhost.cost.embedded import bench_embedded
 
         bench, source = bench_embedded(Path("selfhost-runs"))
+    needs_power = (owned or purchase_price is not None) and watts is None
+    during = bench_power(bench) if needs_power else None
+    measured = during or ((gpu_power_watts(), "power: NVML reading when `selfhost cost` ran") if needs_power else None)
+    hw = hardware_from_options(
+        HardwareOptions(gpu, gpus, price_per_hour, owned, purchase_price, lifetime_years, watts, idle_watts, kwh_price),
+        measured_watts=measured[0] if measured else None,
+        measured_source=measured[1] if measured else None,
+    )
+    apis = [find_api_price(n.strip()) for n in api_names.split(",") if n.strip()]
+    if api_price:
+        apis.append(parse_api_price(api_price))
     r = cost_report(bench, hw, apis, utilization, source)
     if as_json:
         print_json(r)

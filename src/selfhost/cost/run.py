@@ -12,7 +12,7 @@ from typing import Any
 from selfhost.cost.model import HOURS_PER_MONTH, ApiPrice, Hardware, break_even, cost_per_million, hourly_cost
 from selfhost.errors import UsageError
 
-__all__ = ["prices", "find_api_price", "hardware_from_options", "load_bench", "cost_report"]
+__all__ = ["prices", "find_api_price", "hardware_from_options", "load_bench", "cost_report", "bench_power"]
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +51,18 @@ class HardwareOptions:
     kwh_price: float = 0.15
 
 
-def hardware_from_options(o: HardwareOptions, measured_watts: float | None = None) -> Hardware:
+def bench_power(bench: dict[str, Any]) -> tuple[float, str] | None:
+    """The mean GPU power `selfhost bench` sampled while its load ran (the busiest level of a sweep)."""
+    runs = [r for r in (bench.get("runs") or [bench]) if r.get("gpu_power")]
+    if not runs:
+        return None
+    p = max(runs, key=lambda r: float(r["gpu_power"]["mean_w"]))["gpu_power"]
+    return float(p["mean_w"]), f"power: mean of {p['samples']} NVML samples during the bench ({p['mean_w']:.0f} W)"
+
+
+def hardware_from_options(
+    o: HardwareOptions, measured_watts: float | None = None, measured_source: str | None = None
+) -> Hardware:
     from selfhost.hardware.catalog import find_device
 
     sources: list[str] = []
@@ -77,7 +88,7 @@ def hardware_from_options(o: HardwareOptions, measured_watts: float | None = Non
             watts = board_w * o.gpus
             assumptions.append(f"power: board power {board_w:g} W per GPU from the GPU catalog (not measured)")
         elif watts is not None and o.watts is None:
-            sources.append("power: NVML reading when `selfhost cost` ran (run it while the server is under load)")
+            sources.append(measured_source or "power: NVML reading when `selfhost cost` ran")
         if watts is None:
             raise UsageError("no power figure for owned hardware", "pass --watts W")
         idle = o.idle_watts if o.idle_watts is not None else 0.0

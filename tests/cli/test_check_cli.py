@@ -154,3 +154,19 @@ def test_check_cost_section(check_run: tuple[subprocess.CompletedProcess[str], P
     rate = s["cost"]["rented"]["hardware"]["rent_per_gpu_hour"]
     assert best["usd_per_million_output_tokens"] == pytest.approx(rate / (tps * 3600) * 1e6)
     assert any("assumed" in a for a in s["cost"]["electricity_only"]["assumptions"])
+
+
+def test_quant_section_compares_variants(smollm2_path: Path, tmp_path: Path) -> None:
+    """What `selfhost check --quant Q8_0,Q2_K` adds to the report (the section alone: the rest is above)."""
+    from selfhost.check.sections import quant_section
+    from selfhost.models.gguf_spec import spec_from_gguf
+
+    s = quant_section(spec_from_gguf(smollm2_path), tmp_path, ["Q8_0", "Q2_K"], every=16)
+    by = {v["name"]: v for v in s.data["variants"]}
+    assert list(by) == ["F16", "Q8_0", "Q2_K"] and s.data["cases"] == 4
+    assert by["Q8_0"]["kld_mean"] < by["Q2_K"]["kld_mean"] and len(s.plots) == 2
+    assert any(label == "recommended" for label, _ in s.rows)
+    r = subprocess.run(
+        [sys.executable, "-m", "selfhost", "check", "--quant", "Q9_X"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode != 0 and "unknown quantization 'Q9_X'" in r.stderr

@@ -22,6 +22,7 @@ from selfhost.check.sections import (
     host_section,
     load_section,
     model_section,
+    quant_section,
     template_section,
 )
 from selfhost.hardware.detect import detect_host
@@ -42,6 +43,7 @@ class CheckConfig:
     prompts: Sequence[str] = DEFAULT_PROMPTS
     n_threads: int | None = None
     records_dir: Path = Path("selfhost-runs")
+    quant_variants: tuple[str, ...] = ()  # opt-in: variants to make and compare (adds about a minute each)
 
 
 def run_check(
@@ -106,6 +108,9 @@ def run_check(
                     measured_decode_tokens_per_s=gen.data.get("decode_tokens_per_s_median"),
                 )
             )
+            if cfg.quant_variants:
+                begin(f"making and comparing quantizations: {', '.join(cfg.quant_variants)}")
+                add(quant_section(spec, cfg.records_dir / "quant", cfg.quant_variants))
         else:
             report.meta["skipped"].append(
                 f"load, generation and fit: {spec.source} source has no local GGUF weights to run"

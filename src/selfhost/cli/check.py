@@ -9,6 +9,17 @@ import click
 from selfhost.cli.output import print_json, print_rows, stderr
 
 
+def _quant_names(names: str | None) -> tuple[str, ...]:
+    from selfhost.errors import UsageError
+    from selfhost.quant.variants import FTYPES
+
+    wanted = tuple(n.strip().upper() for n in (names or "").split(",") if n.strip())
+    unknown = [n for n in wanted if n not in FTYPES]
+    if unknown:
+        raise UsageError(f"unknown quantization {unknown[0]!r}", f"valid: {', '.join(FTYPES)}")
+    return wanted
+
+
 @click.command()
 @click.argument("model", required=False)
 @click.option(
@@ -40,9 +51,23 @@ from selfhost.cli.output import print_json, print_rows, stderr
 @click.option(
     "--threads", type=click.IntRange(min=1), default=None, help="llama.cpp threads (default: physical cores)."
 )
+@click.option(
+    "--quant",
+    "quant_names",
+    default=None,
+    help="Also make these quantizations and compare them on a slice of the quant suite (e.g. Q8_0,Q4_K_M,Q2_K; "
+    "about 20 s per variant for the embedded model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def check(
-    model: str | None, html_path: Path, json_path: Path, n_ctx: int, max_tokens: int, threads: int | None, as_json: bool
+    model: str | None,
+    html_path: Path,
+    json_path: Path,
+    n_ctx: int,
+    max_tokens: int,
+    threads: int | None,
+    quant_names: str | None,
+    as_json: bool,
 ) -> None:
     """Measure everything selfhost can about MODEL and write report.html + report.json."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -57,6 +82,7 @@ def check(
         max_tokens=max_tokens,
         n_threads=threads,
         records_dir=json_path.parent / "selfhost-runs",
+        quant_variants=_quant_names(quant_names),
     )
 
     def save(report: Report) -> None:  # after every section: an interrupted run keeps what it measured

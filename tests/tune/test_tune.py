@@ -307,6 +307,11 @@ def test_interrupt_checkpoint_resume_and_merge(smollm2_path: Path, tmp_path: Pat
     assert (m.n_layers, m.n_kv_heads, m.head_dim) == (30, 3, 64) and m.parameters == spec.parameters
     with pytest.raises(UsageError, match="QLoRA needs a CUDA GPU"):  # the merged HF model is QLoRA-able, not here
         load_hf(m, qlora=True)
+    # An HF directory is the usual starting point on a GPU host: train on the merged model, template and all
+    assert m.chat_template == spec.chat_template
+    rec = train_lora(m, data, tmp_path / "from-hf", TuneConfig(steps=2, checkpoint_every=0))
+    assert rec["steps"] == 2 and rec["base_model"] == str(tmp_path / "merged")
+    assert (tmp_path / "from-hf" / "adapter_model.safetensors").exists()
 
 
 def test_multi_process_launch_trains_data_parallel(tmp_path: Path) -> None:

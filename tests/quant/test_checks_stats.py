@@ -96,3 +96,36 @@ def test_malformed_suites_name_the_line(tmp_path: Path, line: str, message: str)
     with pytest.raises(UsageError, match=message) as err:
         load_suite(f)
     assert f"{f}:2:" in err.value.message
+
+
+def test_yaml_suites_read_like_jsonl_and_name_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "suite.yaml"
+    f.write_text(
+        "cases:\n"
+        "  - id: order\n"
+        "    prompt: 'Return the order as JSON with keys sku and qty: 3 boxes of A-17'\n"
+        "    max_tokens: 64\n"
+        "    checks:\n"
+        "      - {type: json_schema, schema: {type: object, required: [sku, qty]}}\n"
+        "      - type: agreement\n"
+        "  - id: sum\n"
+        "    messages:\n"
+        "      - {role: user, content: 'What is 2 + 2?'}\n"
+        "    checks: [{type: number, value: 4}]\n"
+    )
+    cases = load_suite(f)
+    assert [c.id for c in cases] == ["order", "sum"] and cases[0].max_tokens == 64
+    assert cases[0].checks[0]["schema"]["required"] == ["sku", "qty"]
+    assert cases[1].messages == [{"role": "user", "content": "What is 2 + 2?"}]
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "- id: a\n  prompt: x\n  checks: [{type: json}]\n- id: b\n  prompt: y\n  checks: [{type: telepathy}]\n"
+    )
+    with pytest.raises(UsageError, match="unknown check type 'telepathy'") as err:
+        load_suite(bad)
+    assert f"{bad}:4:" in err.value.message  # the line the bad case starts on
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- id: a\n  prompt: [unclosed\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        load_suite(broken)

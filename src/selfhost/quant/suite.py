@@ -23,44 +23,71 @@ class Case:
     category: str = "custom"
 
 
-def load_suite(path: Path) -> list[Case]:
-    """JSONL: {"id", "prompt" | "messages", "checks": [{"type": ...}, ...], "max_tokens"?, "category"?}."""
-    cases: list[Case] = []
-    errors: list[str] = []
-    seen: set[str] = set()
+def _jsonl_items(path: Path, errors: list[str]) -> list[tuple[str, Any]]:
+    items = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip() or line.lstrip().startswith("//"):
                 continue
             try:
-                obj = json.loads(line)
+                items.append((f"{path}:{lineno}", json.loads(line)))
             except json.JSONDecodeError as exc:
                 errors.append(f"{path}:{lineno}: not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(obj, dict):
-                errors.append(f"{path}:{lineno}: a case must be a JSON object")
-                continue
-            cid = str(obj.get("id") or f"line{lineno}")
-            msgs = obj.get("messages") or ([{"role": "user", "content": obj["prompt"]}] if obj.get("prompt") else None)
-            if not msgs:
-                errors.append(f"{path}:{lineno}: no 'prompt' or 'messages'")
-                continue
-            checks = obj.get("checks")
-            if not isinstance(checks, list) or not checks:
-                errors.append(f"{path}:{lineno}: 'checks' must be a non-empty list")
-                continue
-            bad = [e for e in (validate_check(c) for c in checks) if e]
-            if bad:
-                errors.append(f"{path}:{lineno}: {bad[0]}")
-                continue
-            if cid in seen:
-                errors.append(f"{path}:{lineno}: duplicate id {cid!r}")
-                continue
-            seen.add(cid)
-            cases.append(Case(cid, msgs, checks, int(obj.get("max_tokens", 96)), str(obj.get("category", "custom"))))
+    return items
+
+
+def _yaml_items(path: Path) -> list[tuple[str, Any]]:
+    """A YAML list of cases (or a mapping with `cases:`), each named by the line it starts on."""
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise UsageError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if isinstance(data, dict) and isinstance(root, yaml.MappingNode):
+        data = data.get("cases")
+        root = next((v for k, v in root.value if k.value == "cases"), None)
+    if not isinstance(data, list) or not isinstance(root, yaml.SequenceNode):
+        raise UsageError(f"{path}: a YAML suite is a list of cases (or `cases:` with one)")
+    return [(f"{path}:{node.start_mark.line + 1}", obj) for node, obj in zip(root.value, data, strict=True)]
+
+
+def load_suite(path: Path) -> list[Case]:
+    """JSONL, one case per line, or YAML, a list of cases: {"id", "prompt" | "messages", "checks": [{"type": ...},
+    ...], "max_tokens"?, "category"?}. Every bad case is reported with its line."""
+    cases: list[Case] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    items = _yaml_items(path) if path.suffix.lower() in (".yaml", ".yml") else _jsonl_items(path, errors)
+    for where, obj in items:
+        if not isinstance(obj, dict):
+            errors.append(f"{where}: a case must be an object")
+            continue
+        cid = str(obj.get("id") or f"line{where.rsplit(':', 1)[1]}")
+        msgs = obj.get("messages") or ([{"role": "user", "content": obj["prompt"]}] if obj.get("prompt") else None)
+        if not msgs:
+            errors.append(f"{where}: no 'prompt' or 'messages'")
+            continue
+        checks = obj.get("checks")
+        if not isinstance(checks, list) or not checks:
+            errors.append(f"{where}: 'checks' must be a non-empty list")
+            continue
+        bad = [e for e in (validate_check(c) for c in checks) if e]
+        if bad:
+            errors.append(f"{where}: {bad[0]}")
+            continue
+        if cid in seen:
+            errors.append(f"{where}: duplicate id {cid!r}")
+            continue
+        seen.add(cid)
+        cases.append(Case(cid, msgs, checks, int(obj.get("max_tokens", 96)), str(obj.get("category", "custom"))))
     if errors:
         more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise UsageError("; ".join(errors[:5]) + more, "fix those lines; each is one JSON case")
+        raise UsageError("; ".join(errors[:5]) + more, "fix those cases")
     if not cases:
         raise UsageError(f"{path} holds no cases")
     return cases

@@ -47,7 +47,8 @@ lint: install
 	$(VENV)/bin/mypy src
 
 # Fine-tune the embedded model on the shipped support-JSON task on this CPU, then compare base and tuned on a
-# held-out split; the last line printed is `selfhost tune eval --json`.
+# held-out split, as served (llama.cpp + GGUF adapter) and as trained; the last line printed is
+# `selfhost tune eval --json`.
 TUNE_DIR := selfhost-runs/tune-demo
 TUNE_DATA := src/selfhost/tune/data/support_json.jsonl
 tune-demo: install-test
@@ -56,6 +57,9 @@ tune-demo: install-test
 		--eval-fraction 0.17 --json
 	$(VENV)/bin/selfhost tune embedded $(TUNE_DIR)/train.jsonl --out $(TUNE_DIR)/adapter --lr 2e-3 \
 		--eval $(TUNE_DIR)/eval.jsonl --json
+	# As served: the adapter converted to GGUF by llama.cpp's converter, measured in llama.cpp.
+	$(VENV)/bin/selfhost tune export --adapter $(TUNE_DIR)/adapter --json
+	$(VENV)/bin/selfhost tune eval --adapter $(TUNE_DIR)/adapter --data $(TUNE_DIR)/eval.jsonl --engine llama.cpp
 	@$(VENV)/bin/selfhost tune eval --base embedded --adapter $(TUNE_DIR)/adapter --data $(TUNE_DIR)/eval.jsonl \
 		--json | $(VENV)/bin/python -c "import json,sys; print(json.dumps(json.load(sys.stdin)))"
 

@@ -122,7 +122,8 @@ def test_gguf_export_serves_what_was_trained(
     assert r.returncode == 0, r.stderr
     e = json.loads(r.stdout)
     assert Path(e["adapter_gguf"]).exists() and "ADAPTER" in (adapter / "Modelfile").read_text()
-    assert e["serve"]["llama.cpp"].endswith(f"--lora {adapter / 'adapter.gguf'}")
+    assert f"--lora {adapter / 'adapter.gguf'}" in e["serve"]["llama.cpp"]
+    assert e["serve"]["llama.cpp"].endswith(f"--chat-template-file {adapter / 'chat_template.jinja'}")
     info = json.loads(run("info", e["merged_gguf"], "--json").stdout)
     base_info = json.loads(run("info", str(smollm2_path), "--json").stdout)
     for k in ("parameters", "chat_template", "bos_token", "eos_token", "add_bos_token"):
@@ -261,6 +262,42 @@ def test_probe_measures_an_upper_bound_of_the_run(tmp_path: Path) -> None:
         ).stdout
     )
     assert grew(small["memory"]) < grew(probe["memory"]) / 4  # a 16x smaller step needs far less
+
+
+def test_a_model_without_a_template_needs_one_and_keeps_it(gemma3_path: Path, tmp_path: Path) -> None:
+    """A base model (Gemma 3 270M here ships none) is refused before its weights load; --chat-template supplies
+    one, which is what the labels come from and what the run directory keeps."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS[:2]))
+    err = _one_line_error(run("tune", str(gemma3_path), str(data), "--out", str(tmp_path / "a"), "--no-data-check"))
+    assert "has no chat template to train with" in err and "--chat-template FILE" in err
+
+    template = tmp_path / "t.jinja"
+    template.write_text(
+        "{% for m in messages %}### {{ m['role'] }}\n{{ m['content'] }}{% if m['role'] == 'assistant' %}"
+        "{{ eos_token }}{% endif %}\n{% endfor %}{% if add_generation_prompt %}### assistant\n{% endif %}"
+    )
+    out = tmp_path / "run"
+    args = ("--out", str(out), "--steps", "1", "--batch-size", "2", "--no-data-check", "--json")
+    r = run("tune", "embedded", str(data), "--chat-template", str(template), *args)
+    assert r.returncode == 0, r.stderr
+    assert (out / "chat_template.jinja").read_text() == template.read_text()
+
+    from transformers import AutoTokenizer
+
+    from selfhost.tune.train import with_run_template
+
+    spec = with_run_template(spec_from_gguf(_embedded()), out)
+    tok = AutoTokenizer.from_pretrained(str(_embedded().parent), gguf_file=_embedded().name)
+    ids, labels = encode_example(tok, spec, conv(QUESTIONS[0])["messages"], None)
+    assert "### assistant" in tok.decode(ids) and "<|im_start|>" not in tok.decode(ids)
+    assert tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != -100]).startswith(FACT)
+
+
+def _embedded() -> Path:
+    from selfhost.models.resolve import local_gguf_path, resolve_model
+
+    return local_gguf_path(resolve_model("embedded"))
 
 
 def test_steps_follow_epochs_batch_and_accumulation(tmp_path: Path) -> None:

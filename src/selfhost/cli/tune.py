@@ -22,7 +22,9 @@ def _base_of(base: str | None, adapter: Path) -> Any:
         if not run.exists():
             raise UsageError(f"{adapter} has no selfhost-run.json naming its base model", "pass --base MODEL")
         base = json.loads(run.read_text(encoding="utf-8"))["base_model"]
-    return resolve_model(base)
+    from selfhost.tune.train import with_run_template
+
+    return with_run_template(resolve_model(base), adapter)
 
 
 def _eval(
@@ -159,6 +161,13 @@ def _train(
 )
 @click.option("--max-seq-len", type=int, default=256, show_default=True, help="Tokens after the chat template.")
 @click.option(
+    "--chat-template",
+    "chat_template_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Jinja chat template to train with instead of the model's own (needed for base models without one).",
+)
+@click.option(
     "--on-long",
     type=click.Choice(["error", "drop", "truncate"]),
     default="error",
@@ -264,6 +273,7 @@ def tune(
     dropout: float,
     target_modules: str,
     max_seq_len: int,
+    chat_template_file: Path | None,
     on_long: str,
     seed: int,
     checkpoint_every: int,
@@ -325,6 +335,10 @@ def tune(
         gradient_checkpointing=gradient_checkpointing,
     )
     spec = resolve_model(model)
+    if chat_template_file is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, chat_template=chat_template_file.read_text(encoding="utf-8"))
     if probe:
         _probe(spec, data_file, cfg, as_json)
         return

@@ -129,7 +129,9 @@ def export_run(spec: ModelSpec, adapter: Path, merged_dir: Path | None = None, o
     out: dict[str, Any] = {"adapter_gguf": str(lora), "adapter_gguf_bytes": lora.stat().st_size}
     serve = {
         "vllm": f"vllm serve BASE_HF_DIR --enable-lora --lora-modules tuned={adapter}",
-        "llama.cpp": f"llama-server -m {base} --lora {lora}",
+        # The template the adapter was trained with, whatever the base GGUF carries (serving parity).
+        "llama.cpp": f"llama-server -m {base} --lora {lora} --jinja "
+        f"--chat-template-file {adapter / 'chat_template.jinja'}",
         "ollama": f"ollama create tuned -f {adapter / 'Modelfile'}",
     }
     # Ollama applies a GGUF LoRA on top of its FROM model (docs/modelfile.md, ADAPTER).

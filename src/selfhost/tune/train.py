@@ -43,6 +43,7 @@ __all__ = [
     "load_labeled",
     "preflight",
     "probe_training",
+    "with_run_template",
 ]
 
 Progress = Callable[[int, int, float], None]
@@ -144,6 +145,21 @@ def load_hf(spec: ModelSpec, qlora: bool = False) -> tuple[Any, Any]:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
     return model, tok
+
+
+def _require_template(spec: ModelSpec) -> None:
+    if not spec.chat_template:
+        raise UsageError(
+            f"{spec.name} has no chat template to train with (a base model?)",
+            "pass --chat-template FILE, e.g. the instruct model's template; it is saved with the adapter",
+        )
+
+
+def with_run_template(spec: ModelSpec, run_dir: Path) -> ModelSpec:
+    """The spec with the chat template the run in run_dir was trained with (serving parity for eval and export)."""
+    saved = run_dir / "chat_template.jinja"
+    text = saved.read_text(encoding="utf-8") if saved.exists() else ""
+    return replace(spec, chat_template=text) if text.strip() else spec
 
 
 def encode_example(
@@ -406,6 +422,7 @@ def train_lora(
 
     if not examples:
         raise UsageError("no training examples")
+    _require_template(spec)
     model, tok = load_hf(spec, cfg.qlora)
     with _quiet():
         train_ds, long = _dataset(tok, spec, examples, cfg, sources)
@@ -477,6 +494,7 @@ def probe_training(
     from datasets import Dataset
     from transformers import TrainerCallback
 
+    _require_template(spec)
     model, tok = load_hf(spec, cfg.qlora)
     with _quiet():
         ds, _ = _dataset(tok, spec, examples, cfg, sources)
@@ -522,6 +540,8 @@ def merge_adapter(spec: ModelSpec, adapter: Path, out: Path) -> dict[str, Any]:
     with _quiet():
         merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(out), safe_serialization=True)
+    if spec.chat_template:  # the template trained with travels into the merged model (and its GGUF)
+        tok.chat_template = spec.chat_template
     tok.save_pretrained(str(out))
     return {
         "merged": str(out),

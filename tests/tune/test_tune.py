@@ -382,3 +382,28 @@ def test_launch_only_writes_a_qlora_plan_for_a_gpu_host(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["processes"] == 8
     assert json.loads((tmp_path / "cli" / "launch" / "run.json").read_text())["model"] == "embedded"
     assert "num_processes: 8" in (tmp_path / "cli" / "launch" / "accelerate.yaml").read_text()
+
+
+def test_ctrl_c_on_the_command_keeps_a_checkpoint(tmp_path: Path) -> None:
+    """A real SIGINT to `selfhost tune` while it trains: exit 130, a checkpoint, and how to resume."""
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "selfhost", "tune", "embedded", str(data), "--out", str(out), "--steps", "500"]
+    proc = subprocess.Popen([*cmd, "--batch-size", "1", "--no-data-check"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        losses = out / "losses.jsonl"
+        if losses.exists() and len(losses.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    kept = sorted(out.glob("checkpoint-*"))
+    assert kept and (kept[-1] / "adapter_model.safetensors").exists()
+    assert "rerun the same command to resume" in err and "Traceback" not in err

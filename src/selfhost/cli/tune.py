@@ -136,7 +136,13 @@ def _train(
         examples, sources = load_labeled(data_file)
         held_out = load_conversations(eval_file) if eval_file else None
         extra = {"data_check": data_check} if data_check is not None else None
-        return train_lora(spec, examples, out_dir, cfg, progress, held_out, sources, extra)
+        try:
+            return train_lora(spec, examples, out_dir, cfg, progress, held_out, sources, extra)
+        except KeyboardInterrupt:
+            saved = sorted(out_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+            if saved:
+                stderr.print(f"checkpoint kept in {saved[-1]}; rerun the same command to resume", markup=False)
+            raise
 
 
 @click.command()

@@ -407,3 +407,23 @@ def test_ctrl_c_on_the_command_keeps_a_checkpoint(tmp_path: Path) -> None:
     kept = sorted(out.glob("checkpoint-*"))
     assert kept and (kept[-1] / "adapter_model.safetensors").exists()
     assert "rerun the same command to resume" in err and "Traceback" not in err
+
+
+def test_tune_dependencies_are_optional_and_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from selfhost.errors import MissingDependencyError
+    from selfhost.tune.train import _require
+
+    monkeypatch.setitem(sys.modules, "trl", None)  # as if `selfhost[tune]` were not installed
+    with pytest.raises(MissingDependencyError) as err:
+        _require()
+    assert "pip install 'selfhost[tune]'" in str(err.value.next_step)
+    # Nothing heavy is imported until a tune command runs: the CLI and every other command stay fast.
+    probe = (
+        "import sys, selfhost.cli.main, selfhost.tune.train; "
+        "print(sorted({'torch', 'transformers', 'trl', 'peft'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -349,6 +349,10 @@ def test_interrupt_checkpoint_resume_and_merge(smollm2_path: Path, tmp_path: Pat
     rec = train_lora(m, data, tmp_path / "from-hf", TuneConfig(steps=2, checkpoint_every=0))
     assert rec["steps"] == 2 and rec["base_model"] == str(tmp_path / "merged")
     assert (tmp_path / "from-hf" / "adapter_model.safetensors").exists()
+    from selfhost.tune.evaluate import evaluate_adapter_llamacpp
+
+    with pytest.raises(UsageError, match="needs the base model as a GGUF file"):
+        evaluate_adapter_llamacpp(m, tmp_path / "from-hf", data)
 
 
 def test_multi_process_launch_trains_data_parallel(tmp_path: Path) -> None:

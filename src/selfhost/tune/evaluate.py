@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from selfhost.data.check import normalize
+from selfhost.errors import UsageError
 from selfhost.models.spec import ModelSpec
 from selfhost.quant.run import evaluate_case
 from selfhost.quant.stats import paired_bootstrap, wilson
@@ -238,6 +239,11 @@ def evaluate_adapter_llamacpp(
     from selfhost.models.resolve import local_gguf_path
 
     examples, cases = _held_out(examples), cases or []
+    if spec.path is None or spec.path.is_dir():
+        raise UsageError(
+            f"the llama.cpp engine needs the base model as a GGUF file; {spec.name} is not one",
+            "use --engine transformers, or `tune export --adapter DIR --merge OUT` and serve OUT's GGUF",
+        )
     base_gguf = local_gguf_path(spec)
     lora = adapter / "adapter.gguf"
     if not lora.exists():

@@ -402,6 +402,7 @@ def tune(
             ("trainable parameters", f"{r['trainable_parameters']:,}"),
             ("train loss (mean)", f"{r['train_loss']:.4f}"),
             ("train time", f"{r['train_s']:.1f} s"),
+            ("peak memory", f"{r['memory']['peak_bytes'] / 2**30:.2f} GiB ({r['memory']['device']})"),
             ("loss curve", r["report_html"]),
         ],
     )

@@ -54,6 +54,15 @@ def training_section(run: dict[str, Any], losses: list[dict[str, Any]]) -> Secti
         ("trainable parameters", f"{run.get('trainable_parameters', 0):,}"),
         ("train time", f"{run.get('train_s', 0.0):.1f} s"),
     ]
+    memory = run.get("memory")
+    if memory:
+        grew = (memory["peak_bytes"] - memory["before_train_bytes"]) / 2**30
+        rows.append(
+            (
+                "peak memory",
+                f"{memory['peak_bytes'] / 2**30:.2f} GiB ({grew:+.2f} GiB while training; {memory['source']})",
+            )
+        )
     if train:
         rows.append(("loss first → last", f"{values[0]:.4f} → {values[-1]:.4f}"))
     if held:

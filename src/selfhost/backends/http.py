@@ -66,11 +66,15 @@ class _HttpBase:
 class OpenAIHttpBackend(_HttpBase):
     kind = "openai"
 
+    def served_models(self) -> list[str]:
+        """The model names GET /v1/models lists."""
+        return [str(m.get("id")) for m in self._json("/v1/models").get("data") or []]
+
     def _first_model(self) -> str:
-        data = self._json("/v1/models").get("data") or []
-        if not data:
+        served = self.served_models()
+        if not served:
             raise BackendError(f"{self.url} serves no models")
-        return str(data[0]["id"])
+        return served[0]
 
     def _body(self, params: GenerationParams) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -146,8 +146,9 @@ def trace_prompts(path: Path, block_size: int = 512, speedup: float = 1.0) -> tu
                 raise UsageError(f"{where}: needs 'input_length' (tokens) or a 'prompt'")
             blocks = [_block(int(h), block_size) for h in obj.get("hash_ids") or []]
             words = " ".join(blocks).split()[:n]
-            rng = random.Random(lineno)
-            words += [f"r{lineno}"] + [rng.choice(_WORDS) for _ in range(n - len(words) - 1)] if len(words) < n else []
+            if len(words) < n:  # the part past the shared blocks: this request's own words
+                rng = random.Random(lineno)
+                words += [f"r{lineno}"] + [rng.choice(_WORDS) for _ in range(n - len(words) - 1)]
             rows.append((float(obj["timestamp"]), lineno, Prompt(" ".join(words), max_tokens, None)))
     if not rows:
         raise UsageError(f"{path} holds no requests")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["default_text", "logprobs", "compare_distributions", "summarize"]
+__all__ = ["default_text", "logprobs", "log_softmax", "compare_distributions", "summarize"]
 
 
 def default_text() -> str:
@@ -61,10 +61,14 @@ def logprobs(
             targets.extend(chunk[first + 1 :])
     finally:
         llm.close()
-    logits = np.concatenate(rows)
+    return targets, log_softmax(np.concatenate(rows)).astype(np.float32)
+
+
+def log_softmax(logits: Any) -> Any:
+    """Row-wise log-probabilities of a (positions × vocabulary) float64 array, in place and stable."""
     logits -= logits.max(axis=1, keepdims=True)
     logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return targets, logits.astype(np.float32)
+    return logits
 
 
 def compare_distributions(ref_next: list[int], ref: Any, var_next: list[int], var: Any) -> dict[str, Any]:

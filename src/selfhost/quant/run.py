@@ -134,7 +134,7 @@ def _backend(v: Variant, n_ctx: int) -> Iterator[Any]:
 
     try:
         http_backend = OpenAIHttpBackend(v.url, v.model)
-        served = [str(m.get("id")) for m in http_backend._json("/v1/models").get("data") or []]
+        served = http_backend.served_models()
     except BackendError as exc:
         raise BackendError(f"variant {v.name}: {exc.message}", exc.next_step) from None
     if http_backend.model not in served:

@@ -21,6 +21,7 @@ import numpy as np
 from selfhost.data.check import normalize
 from selfhost.errors import UsageError
 from selfhost.models.spec import ModelSpec
+from selfhost.quant.kld import log_softmax
 from selfhost.quant.run import evaluate_case
 from selfhost.quant.stats import paired_bootstrap, wilson
 from selfhost.quant.suite import Case
@@ -110,9 +111,7 @@ class _LlamaCpp:
                 trained.extend(range(max(start, 1), len(self._tokens(_render(self.spec, messages[: i + 1], False)))))
         self.llm.reset()
         self.llm.eval(ids)
-        logits = np.array(self.llm.scores[: len(ids)], dtype=np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        logp = log_softmax(np.array(self.llm.scores[: len(ids)], dtype=np.float64))
         return float(-np.mean([logp[p - 1, ids[p]] for p in trained]))
 
     def generate(self, messages: Conversation, max_tokens: int) -> str:

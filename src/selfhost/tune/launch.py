@@ -81,7 +81,7 @@ def write_launch(
     script = "#!/bin/sh\n# Written by selfhost tune; run it on the training host.\nexec " + shlex.join(command) + "\n"
     (where / "launch.sh").write_text(script, encoding="utf-8")
     (where / "launch.sh").chmod(0o755)
-    return {"processes": processes, "command": command, "script": str(where / "launch.sh")}
+    return {"processes": processes, "command": command, "script": str(where / "launch.sh"), "out": run["out"]}
 
 
 def run_launch(plan: dict[str, Any]) -> dict[str, Any]:
@@ -99,8 +99,7 @@ def run_launch(plan: dict[str, Any]) -> dict[str, Any]:
             f"accelerate launch exited with status {done.returncode}",
             f"its output is above; rerun by hand: sh {plan['script']}",
         )
-    run = json.loads(Path(plan["command"][-1]).read_text(encoding="utf-8"))
-    record: dict[str, Any] = json.loads((Path(run["out"]) / "selfhost-run.json").read_text(encoding="utf-8"))
+    record: dict[str, Any] = json.loads((Path(plan["out"]) / "selfhost-run.json").read_text(encoding="utf-8"))
     return record
 
 

@@ -21,6 +21,7 @@ def write_sparse_huge_gguf(path: Path, n_bytes: int) -> None:
     w.add_embedding_length(4096)
     w.add_head_count(32)
     w.add_context_length(4096)
+    w.add_vocab_size(32000)
     w.add_tensor_info("token_embd.weight", (n // 4096, 4096), np.dtype(np.float16), n_bytes)
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -93,6 +93,10 @@ def _os_error(exc: BaseException) -> UserMessage:
         return UserMessage(f"permission denied{where}", "check the file's permissions", 1)
     if isinstance(exc, FileNotFoundError):
         return UserMessage(f"no such file{where}", "check the path", 2)
+    if isinstance(exc, IsADirectoryError):
+        return UserMessage(f"is a folder, not a file{where}", "give a file", 2)
+    if isinstance(exc, NotADirectoryError):
+        return UserMessage(f"not a folder{where}", "check the path", 2)
     return UserMessage(f"{exc.strerror or exc}{where}", None, 1)
 
 
@@ -101,6 +105,9 @@ _FOREIGN: list[tuple[type[BaseException], Callable[[BaseException], UserMessage]
     (KeyboardInterrupt, lambda e: UserMessage("interrupted", "results written so far are kept", 130)),
     (MemoryError, lambda e: UserMessage("out of memory", "try a smaller model, quantization or context", 4)),
     (OSError, _os_error),
+    # Readers turn these into file:line messages; this is the backstop for any that escape.
+    (UnicodeDecodeError, lambda e: UserMessage(f"input is not UTF-8 text ({e})", "save it as UTF-8", 2)),
+    (RecursionError, lambda e: UserMessage("input nested too deeply to read", "flatten the structure", 2)),
 ]
 
 

@@ -12,9 +12,24 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from selfhost.errors import BackendError
+from selfhost.errors import BackendError, UsageError
 
-__all__ = ["LlamaCppServer", "free_port"]
+__all__ = ["LlamaCppServer", "free_port", "check_port_free"]
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Exit 2 naming the port when something already listens there (0 means any free port)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                "another server is using that port: pick another with --port (0 picks a free one)",
+            ) from None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -18,6 +18,7 @@ from selfhost.bench.metrics import summarize
 from selfhost.bench.wire import Api, build_request
 from selfhost.bench.workload import Prompt, jsonl_prompts, multi_turn_prompts, synthetic_prompts, trace_prompts
 from selfhost.errors import BackendError, UsageError
+from selfhost.files import streamed_output
 from selfhost.hardware.power import PowerSampler
 
 __all__ = ["BenchConfig", "run_bench", "probe_target", "run_sweep"]
@@ -87,6 +88,12 @@ async def probe_target(session: aiohttp.ClientSession, url: str, api: Api, heade
         ) from None
     except TimeoutError:
         raise BackendError(f"{url} did not answer within 10 s", "check the URL and the server") from None
+    except aiohttp.ClientError as exc:
+        raise BackendError(
+            f"{url}{path}: the connection failed ({type(exc).__name__}: {exc})", "check the URL and the server"
+        ) from None
+    if not isinstance(data, dict):
+        raise BackendError(f"{url}{path} answered JSON that is not an object: not an LLM server")
     models = data.get("models") if api.startswith("ollama") else data.get("data")
     if not isinstance(models, list):
         raise BackendError(
@@ -118,33 +125,35 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
     url = _base(cfg.url)
     key = cfg.api_key or os.environ.get("OPENAI_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    # The workload is read (and a bad file refused) before the server is contacted.
+    load_spec = cfg.load
+    if cfg.trace_file is not None:
+        prompts, offsets = trace_prompts(cfg.trace_file, cfg.trace_block_size, cfg.trace_speedup)
+        load_spec = replace(
+            cfg.load,
+            concurrency=None,
+            rate=None,
+            schedule=tuple(offsets),
+            requests=min(cfg.load.requests or len(offsets), len(offsets)),
+            duration_s=None,
+            warmup=0,
+        )
+    else:
+        n = (cfg.load.requests or 1000) + cfg.load.warmup
+        prompts = _prompts(cfg, n, count_tokens)
     conn = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
     # A large read buffer: a 64 KiB one throttled vLLM's own client at long outputs (vllm#39963).
     async with aiohttp.ClientSession(
         connector=conn, read_bufsize=2**20, timeout=aiohttp.ClientTimeout(total=cfg.timeout_s)
     ) as session:
         model = cfg.model or await probe_target(session, url, cfg.api, headers)
-        load_spec = cfg.load
-        if cfg.trace_file is not None:
-            prompts, offsets = trace_prompts(cfg.trace_file, cfg.trace_block_size, cfg.trace_speedup)
-            load_spec = replace(
-                cfg.load,
-                concurrency=None,
-                rate=None,
-                schedule=tuple(offsets),
-                requests=min(cfg.load.requests or len(offsets), len(offsets)),
-                duration_s=None,
-                warmup=0,
-            )
-        else:
-            n = (cfg.load.requests or 1000) + cfg.load.warmup
-            prompts = _prompts(cfg, n, count_tokens)
         records: list[RequestRecord] = []
         power = PowerSampler()
-        cfg.records_path.parent.mkdir(parents=True, exist_ok=True)
         interrupted = False
         origin: list[float] = []
-        with open(cfg.records_path, "w", encoding="utf-8") as out:
+        # Written as requests finish to a file beside the target, renamed over it when the load ends (Ctrl-C
+        # included): a crash loses nothing finished, and never leaves half a file where a previous one was.
+        with streamed_output(cfg.records_path) as out:
 
             async def execute(rec: RequestRecord) -> RequestRecord:
                 p = prompts[rec.id % len(prompts)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,11 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.errors import UsageError
+from selfhost.files import iter_jsonl
 
 __all__ = ["Prompt", "synthetic_prompts", "jsonl_prompts", "multi_turn_prompts", "trace_prompts"]
 
 # Common English words: each is one token in most BPE vocabularies, which keeps lengths predictable
 # even without the model's tokenizer.
+# Bounds on what one line of a prompts file or trace may ask for.
+MAX_TOKENS = 10_000_000
+MAX_TRACE_MS = 1e13  # ~317 years of milliseconds: past any real clock
+MAX_TRACE_SPAN_S = 7 * 86400.0
+MAX_INPUT_TOKENS = 1 << 20  # the largest context windows served today
+MAX_TRACE_INPUT_TOKENS = 50_000_000  # prompts are built in memory (~6 bytes a token)
+
 _WORDS = (
     "the time people way year day thing man world life hand part child eye woman place work week case "
     "point number group problem fact water room mother area money story month right study book job word "
@@ -61,24 +68,17 @@ def synthetic_prompts(
 def jsonl_prompts(path: Path, default_max_tokens: int) -> list[Prompt]:
     """One JSON object per line: {"prompt": "..."} or {"messages": [...]}, optional "max_tokens"."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg})",
-                    'each line must be {"prompt": "..."} or {"messages": [...]}',
-                ) from None
-            content = obj.get("messages") or obj.get("prompt") if isinstance(obj, dict) else None
-            if not content:
-                raise UsageError(
-                    f"{path}:{lineno}: no 'prompt' or 'messages' field",
-                    'each line must be {"prompt": "..."} or {"messages": [...]}',
-                )
-            out.append(Prompt(content, int(obj.get("max_tokens", default_max_tokens))))
+    for lineno, obj in iter_jsonl(path):
+        content = obj.get("messages") or obj.get("prompt") if isinstance(obj, dict) else None
+        if not content or not isinstance(content, str | list):
+            raise UsageError(
+                f"{path}:{lineno}: no 'prompt' (text) or 'messages' (list) field",
+                'each line must be {"prompt": "..."} or {"messages": [...]}',
+            )
+        max_tokens = obj.get("max_tokens", default_max_tokens)
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS:
+            raise UsageError(f"{path}:{lineno}: 'max_tokens' must be an integer in 1..{MAX_TOKENS:,}")
+        out.append(Prompt(content, max_tokens))
     if not out:
         raise UsageError(f"{path} holds no prompts")
     return out
@@ -123,35 +123,47 @@ def trace_prompts(path: Path, block_size: int = 512, speedup: float = 1.0) -> tu
     if speedup <= 0:
         raise UsageError(f"--trace-speedup must be positive, not {speedup}")
     rows: list[tuple[float, int, Prompt]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("timestamp"), int | float) or obj["timestamp"] < 0:
-                raise UsageError(f"{where}: no 'timestamp' (milliseconds, ≥ 0)", "Mooncake trace format")
-            max_tokens = obj.get("output_length", obj.get("max_tokens"))
-            if not isinstance(max_tokens, int) or max_tokens < 1:
-                raise UsageError(f"{where}: 'output_length' must be a positive integer")
-            content = obj.get("messages") or obj.get("prompt") or obj.get("input_text")
-            if content:
-                rows.append((float(obj["timestamp"]), lineno, Prompt(content, max_tokens)))
-                continue
-            n = obj.get("input_length")
-            if not isinstance(n, int) or n < 1:
-                raise UsageError(f"{where}: needs 'input_length' (tokens) or a 'prompt'")
-            blocks = [_block(int(h), block_size) for h in obj.get("hash_ids") or []]
-            words = " ".join(blocks).split()[:n]
-            if len(words) < n:  # the part past the shared blocks: this request's own words
-                rng = random.Random(lineno)
-                words += [f"r{lineno}"] + [rng.choice(_WORDS) for _ in range(n - len(words) - 1)]
-            rows.append((float(obj["timestamp"]), lineno, Prompt(" ".join(words), max_tokens, None)))
+    total_input = 0
+    for lineno, obj in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        ts = obj.get("timestamp") if isinstance(obj, dict) else None
+        if not isinstance(ts, int | float) or isinstance(ts, bool) or not 0 <= ts <= MAX_TRACE_MS:
+            raise UsageError(
+                f"{where}: 'timestamp' must be milliseconds in 0..{MAX_TRACE_MS:,.0f}", "Mooncake trace format"
+            )
+        max_tokens = obj.get("output_length", obj.get("max_tokens"))
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS:
+            raise UsageError(f"{where}: 'output_length' must be an integer in 1..{MAX_TOKENS:,}")
+        content = obj.get("messages") or obj.get("prompt") or obj.get("input_text")
+        if content:
+            if not isinstance(content, str | list):
+                raise UsageError(f"{where}: 'prompt' must be text and 'messages' a list")
+            rows.append((float(ts), lineno, Prompt(content, max_tokens)))
+            continue
+        n = obj.get("input_length")
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_INPUT_TOKENS:
+            raise UsageError(f"{where}: needs 'input_length' (tokens, 1..{MAX_INPUT_TOKENS:,}) or a 'prompt'")
+        total_input += n
+        if total_input > MAX_TRACE_INPUT_TOKENS:
+            raise UsageError(f"{where}: the trace asks for more than {MAX_TRACE_INPUT_TOKENS:,} prompt tokens in all")
+        hash_ids = obj.get("hash_ids") or []
+        if not isinstance(hash_ids, list) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hash_ids):
+            raise UsageError(f"{where}: 'hash_ids' must be a list of integers")
+        blocks = [_block(h, block_size) for h in hash_ids[: n // max(block_size, 1) + 1]]
+        words = " ".join(blocks).split()[:n]
+        if len(words) < n:  # the part past the shared blocks: this request's own words
+            rng = random.Random(lineno)
+            words += [f"r{lineno}"] + [rng.choice(_WORDS) for _ in range(n - len(words) - 1)]
+        rows.append((float(ts), lineno, Prompt(" ".join(words), max_tokens, None)))
     if not rows:
         raise UsageError(f"{path} holds no requests")
     rows.sort(key=lambda r: (r[0], r[1]))
     first = rows[0][0]
+    span_s = (rows[-1][0] - first) / 1000.0 / speedup
+    if span_s > MAX_TRACE_SPAN_S:
+        raise UsageError(
+            f"{path}: the trace spans {span_s / 86400:,.1f} days at --trace-speedup {speedup:g}",
+            f"replays are limited to {MAX_TRACE_SPAN_S / 86400:g} days: check the timestamps (milliseconds) or "
+            "raise --trace-speedup",
+        )
     return [p for _, _, p in rows], [(t - first) / 1000.0 / speedup for t, _, _ in rows]

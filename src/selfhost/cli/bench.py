@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +13,7 @@ import click
 from selfhost.bench.wire import Api
 from selfhost.cli.output import print_json, print_rows, stderr, stdout
 from selfhost.errors import UsageError
+from selfhost.files import read_json
 
 API_CHOICES: dict[str, Api] = {
     "openai": "openai-chat",
@@ -24,24 +25,36 @@ API_CHOICES: dict[str, Api] = {
 }
 
 
-def _levels(text: str | None, conv: Callable[[str], Any]) -> list[Any]:
+def _levels(text: str | None, conv: Callable[[str], Any], option: str, lo: float, hi: float) -> list[Any]:
+    """A comma list of numbers, each finite and in [lo, hi] (lo itself excluded for rates)."""
     if not text:
         return []
     try:
-        return [conv(x) for x in text.split(",") if x.strip()]
+        values = [conv(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UsageError(f"cannot read {text!r} as a comma-separated list of numbers") from None
+        raise UsageError(f"{option} {text!r}: not a comma-separated list of numbers") from None
+    for v in values:
+        if not (math.isfinite(v) and lo <= v <= hi) or (conv is float and v <= 0):
+            raise UsageError(f"{option} {v!r} is out of range: each value must be > 0 and ≤ {hi:g}")
+    return values
 
 
 def _slo(text: str | None) -> dict[str, float] | None:
     if not text:
         return None
+    known = {f"{m}_p{p}" for m in ("ttft", "tpot", "e2e") for p in (50, 90, 99)}
     out = {}
     for part in text.split(","):
         k, _, v = part.partition("=")
-        if k.strip() not in {f"{m}_p{p}" for m in ("ttft", "tpot", "e2e") for p in (50, 90, 99)}:
-            raise UsageError(f"unknown SLO {k!r}", "use e.g. ttft_p99=1.0,tpot_p99=0.1 (seconds)")
-        out[k.strip()] = float(v)
+        if k.strip() not in known:
+            raise UsageError(f"--slo: unknown target {k!r}", "use e.g. ttft_p99=1.0,tpot_p99=0.1 (seconds)")
+        try:
+            seconds = float(v)
+        except ValueError:
+            raise UsageError(f"--slo {k.strip()}={v!r}: not a number of seconds", "e.g. ttft_p99=1.0") from None
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise UsageError(f"--slo {k.strip()}={v}: must be a positive number of seconds")
+        out[k.strip()] = seconds
     return out
 
 
@@ -148,9 +161,9 @@ def bench(
     from selfhost.bench.load import LoadSpec
     from selfhost.bench.run import BenchConfig, run_bench, run_sweep, search_slo
 
-    conc = _levels(concurrency, int)
-    rates = _levels(rate, float)
-    inputs = _levels(input_tokens, int)
+    conc = _levels(concurrency, int, "--concurrency", 1, 1e6)
+    rates = _levels(rate, float, "--rate", 0, 1e6)
+    inputs = _levels(input_tokens, int, "--input-tokens", 1, 1e7)
     if len(inputs) > 1 and (len(conc) > 1 or len(rates) > 1):
         raise UsageError("sweep one thing at a time: input tokens, or concurrency/rate")
     if conc and rates:
@@ -298,14 +311,21 @@ def _compare(paths: list[Path], as_json: bool) -> None:
         raise UsageError("bench compare needs two or more saved --json results")
     runs = []
     for p in paths:
-        try:
-            runs.append(json.loads(p.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UsageError(f"{p}: not a saved `selfhost bench --json` result ({exc})") from None
+        r = read_json(p)
+        if not isinstance(r, dict) or not isinstance(r.get("ttft_s"), dict):
+            raise UsageError(f"{p}: not a saved `selfhost bench --json` result of one run (no ttft_s)")
+        runs.append(r)
+
+    def number(v: Any) -> float | None:
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
     keys = [("ttft_s", "p50"), ("ttft_s", "p99"), ("itl_s", "p50"), ("tpot_s", "p50"), ("e2e_s", "p50")]
-    rows = {f"{m} {p}": [r.get(m, {}).get(p) for r in runs] for m, p in keys}
-    rows["requests_per_s"] = [r.get("requests_per_s") for r in runs]
-    rows["output_tokens_per_s"] = [r.get("output_tokens_per_s") for r in runs]
+    rows = {
+        f"{m} {p}": [number((r.get(m) or {}).get(p)) if isinstance(r.get(m), dict) else None for r in runs]
+        for m, p in keys
+    }
+    rows["requests_per_s"] = [number(r.get("requests_per_s")) for r in runs]
+    rows["output_tokens_per_s"] = [number(r.get("output_tokens_per_s")) for r in runs]
     if as_json:
         print_json({"files": [str(p) for p in paths], "metrics": rows})
         return
@@ -323,9 +343,10 @@ def _compare(paths: list[Path], as_json: bool) -> None:
 @click.option("--threads", type=int, default=None)
 def serve(model: str | None, host: str, port: int, n_ctx: int, threads: int | None) -> None:
     """Serve MODEL (a GGUF; default: embedded) with llama-cpp-python's OpenAI-compatible server."""
-    from selfhost.backends.server import LlamaCppServer
+    from selfhost.backends.server import LlamaCppServer, check_port_free
     from selfhost.models.resolve import local_gguf_path, resolve_model
 
+    check_port_free(host, port)
     spec = resolve_model(model)
     server = LlamaCppServer(local_gguf_path(spec), host=host, port=port, n_ctx=n_ctx, n_threads=threads)
     server.start()
@@ -375,10 +396,21 @@ def mock_server(
 
     fault_map = {}
     for f in faults:
-        name, _, p = f.partition("=")
+        name, eq, p = f.partition("=")
         if name not in FAULTS:
             raise UsageError(f"unknown fault {name!r}", f"valid: {', '.join(FAULTS)}")
-        fault_map[name] = float(p or 0.1)
+        try:
+            prob = float(p) if eq else math.nan
+        except ValueError:
+            prob = math.nan
+        if not 0 <= prob <= 1:
+            raise UsageError(f"--fault {f!r}: give NAME=P with P a probability in 0..1", "e.g. --fault http_500=0.1")
+        fault_map[name] = prob
+    if sum(fault_map.values()) > 1:
+        raise UsageError("--fault probabilities add up to more than 1")
+    from selfhost.backends.server import check_port_free
+
+    check_port_free(host, port)
     serve(
         MockConfig(
             ttft_s=ttft,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import click
 
 from selfhost.cli.output import print_json, print_rows, stdout
 from selfhost.errors import UsageError
+from selfhost.files import read_json, read_text
 
 
 def _tok(model: str | None) -> Any:
@@ -61,16 +61,13 @@ def _request(
 
     history = []
     if history_file:
-        try:
-            history = json.loads(history_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{history_file}: not valid JSON at line {exc.lineno} ({exc.msg})") from None
-        if not isinstance(history, list):
-            raise UsageError(f"{history_file} must hold a JSON list of messages")
+        from selfhost.template.conversations import check_messages
+
+        history = check_messages(read_json(history_file), str(history_file))
     return Request(
         question=question,
-        system=system_file.read_text(encoding="utf-8") if system_file else system,
-        chunks=[p.read_text(encoding="utf-8") for p in chunk_files],
+        system=read_text(system_file) if system_file else system,
+        chunks=[read_text(p) for p in chunk_files],
         history=history,
     )
 
@@ -90,7 +87,7 @@ def count(text: str | None, model: str | None, file: Path | None, parse_special:
     """Tokens in TEXT (or --file) by MODEL's own tokenizer."""
     if (text is None) == (file is None):
         raise UsageError("give TEXT or --file (one of them)")
-    body = file.read_text(encoding="utf-8") if file else str(text)
+    body = read_text(file) if file else str(text)
     tok = _tok(model)
     n = len(tok.encode(body, parse_special=parse_special))
     if as_json:
@@ -155,7 +152,7 @@ def chunk_cmd(model: str | None, file: Path, size: int, overlap: int, as_json: b
     from selfhost.context.pack import chunk_text
 
     tok = _tok(model)
-    chunks = chunk_text(tok, file.read_text(encoding="utf-8"), size, overlap)
+    chunks = chunk_text(tok, read_text(file), size, overlap)
     if as_json:
         print_json({"chunks": [{"text": c, "tokens": tok.count(c)} for c in chunks]})
     else:

@@ -64,6 +64,9 @@ def cost(
     )
     from selfhost.hardware.detect import gpu_power_watts
 
+    apis = [find_api_price(n.strip()) for n in api_names.split(",") if n.strip()]
+    if api_price:
+        apis.append(parse_api_price(api_price))
     if bench_path is not None:
         bench = load_bench(bench_path)
         source = str(bench_path)
@@ -79,9 +82,6 @@ def cost(
         measured_watts=measured[0] if measured else None,
         measured_source=measured[1] if measured else None,
     )
-    apis = [find_api_price(n.strip()) for n in api_names.split(",") if n.strip()]
-    if api_price:
-        apis.append(parse_api_price(api_price))
     r = cost_report(bench, hw, apis, utilization, source)
     if as_json:
         print_json(r)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import click
 
 from selfhost import __version__
+from selfhost.cli.guards import guard_commands
+from selfhost.cli.output import print_json
 from selfhost.errors import debug_enabled, describe
 
 __all__ = ["cli", "main"]
@@ -40,33 +42,49 @@ def _register() -> None:
     cli.add_command(info.info)
     cli.add_command(info.models)
     cli.add_command(check.check)
+    guard_commands(cli)
 
 
 _register()
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    args = list(argv)
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _fail(message: str, next_step: str | None, code: int, as_json: bool) -> int:
+    sys.stderr.write(f"selfhost: error: {message}\n")
+    if next_step:
+        sys.stderr.write(f"  next: {next_step}\n")
+    if as_json:  # --json promises one JSON object on stdout, failures included
+        error = {"message": message, "next_step": next_step, "exit_code": code}
+        print_json({"error": error, **({"interrupted": True} if code == 130 else {})})
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(argv) if argv is not None else sys.argv[1:]
+    as_json = _wants_json(args)
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="selfhost", standalone_mode=False)
+        cli.main(args=args, prog_name="selfhost", standalone_mode=False)
         return 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        if not as_json:
+            exc.show()
+            return exc.exit_code
+        return _fail(exc.format_message(), "see --help", exc.exit_code, as_json)
     except click.exceptions.Abort:
-        sys.stderr.write("selfhost: interrupted\n")
-        return 130
+        return _fail("interrupted", "results written so far are kept", 130, as_json)
     except BaseException as exc:  # the one place every failure becomes a message
         if isinstance(exc, SystemExit):
             return int(exc.code or 0) if not isinstance(exc.code, str) else 1
         msg = describe(exc)
         if debug_enabled():
             traceback.print_exc()
-        sys.stderr.write(f"selfhost: error: {msg.message}\n")
-        if msg.next_step:
-            sys.stderr.write(f"  next: {msg.next_step}\n")
-        return msg.exit_code
+        return _fail(msg.message, msg.next_step, msg.exit_code, as_json)
 
 
 if __name__ == "__main__":

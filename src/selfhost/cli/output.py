@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from selfhost.jsonout import dumps
 
 __all__ = ["stdout", "stderr", "print_json", "print_rows"]
 
@@ -16,7 +17,7 @@ stderr = Console(stderr=True)
 
 
 def print_json(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
 
 

@@ -72,6 +72,7 @@ def quant(
     """Make variants, run your suite on each, measure KL divergence, and recommend the smallest that passes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from selfhost.files import read_text
     from selfhost.models.resolve import local_gguf_path, resolve_model
     from selfhost.quant.kld import default_text
     from selfhost.quant.run import Gates, QuantConfig, run_quant
@@ -87,23 +88,28 @@ def quant(
         raise UsageError(f"no suite file at {suite_path}")
     cases = load_suite(suite_path) if suite_path else default_suite()
     cases = cases[:limit] if limit else cases
-    stderr.print("making variants with llama.cpp's quantizer ...")
-    variants = make_variants(local_gguf_path(spec), out_dir / "variants", wanted, spec.file_type)
+    given: list[Variant] = []
     for e in extra:
         name, sep, where = e.partition("=")
-        if not sep:
-            raise UsageError(f"--variant {e!r} is not NAME=PATH")
+        if not sep or not name or not where:
+            raise UsageError(f"--variant {e!r} is not NAME=PATH", "or NAME=ollama:TAG, NAME=http://HOST:PORT[#MODEL]")
         if where.startswith("ollama:"):  # a tag in the local Ollama store: its GGUF blob, evaluated here
-            variants.append(Variant(name, local_gguf_path(resolve_model(where)), f"Ollama {where[7:]}"))
+            given.append(Variant(name, local_gguf_path(resolve_model(where)), f"Ollama {where[7:]}"))
         elif where.startswith(("http://", "https://")):  # an OpenAI-compatible server: answers only, no logits
             url, served = parse_endpoint(where)
-            variants.append(Variant(name, None, f"served at {where}", url=url, model=served))
+            given.append(Variant(name, None, f"served at {where}", url=url, model=served))
         else:
-            variants.append(Variant(name, Path(where), "given on the command line"))
+            resolve_model(where)  # a damaged or missing file is refused now, before any variant is made
+            given.append(Variant(name, Path(where), "given on the command line"))
+    text = read_text(text_path) if text_path else default_text()
+    if not text.strip():
+        raise UsageError(f"{text_path}: no text to measure KL divergence on")
+    stderr.print("making variants with llama.cpp's quantizer ...")
+    variants = make_variants(local_gguf_path(spec), out_dir / "variants", wanted, spec.file_type) + given
     cfg = QuantConfig(
         variants,
         cases,
-        text_path.read_text(encoding="utf-8") if text_path else default_text(),
+        text,
         out_dir / "items.jsonl",
         Gates(max_drop, max_kld_p99),
     )

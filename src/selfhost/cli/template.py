@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,11 @@ import click
 
 from selfhost.cli.output import print_json, print_rows, stdout
 from selfhost.errors import UsageError
+from selfhost.files import parse_json, read_json, read_text
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not valid JSON at line {exc.lineno} ({exc.msg})", f"{what} must be JSON") from None
+    return read_json(path)
 
 
 def _source(
@@ -25,7 +22,7 @@ def _source(
 ) -> tuple[str, dict[str, str | None], bool | None, Any]:
     """(template text, special tokens, add_bos_token, spec or None) from MODEL or --template FILE."""
     if template is not None:
-        return template.read_text(encoding="utf-8"), {"bos_token": bos, "eos_token": eos}, None, None
+        return read_text(template), {"bos_token": bos, "eos_token": eos}, None, None
     from selfhost.models.resolve import resolve_model
 
     spec = resolve_model(model)
@@ -79,22 +76,23 @@ def render(
     as_json: bool,
 ) -> None:
     """Render MESSAGES with MODEL's chat template (or --template FILE) as transformers would."""
+    from selfhost.template.conversations import check_messages, check_tools
     from selfhost.template.render import render_chat
 
+    if model is not None and template_path is not None:
+        raise UsageError("give MODEL or --template FILE, not both")
     text, special, _, _ = _source(model, template_path, bos_token, eos_token)
-    messages = _read_json(messages_path, "--messages")
-    if not isinstance(messages, list):
-        raise UsageError(f"{messages_path} must hold a JSON list of messages")
+    messages = check_messages(_read_json(messages_path, "--messages"), str(messages_path))
     extra: dict[str, Any] = {}
     for v in variables:
         key, sep, value = v.partition("=")
         if not sep:
             raise UsageError(f"--var {v!r} is not KEY=JSON")
         try:
-            extra[key] = json.loads(value)
-        except json.JSONDecodeError:
+            extra[key] = parse_json(value, f"--var {key}")
+        except UsageError:
             raise UsageError(f"--var {key}: {value!r} is not JSON", "strings need quotes: --var name='\"x\"'") from None
-    tools = _read_json(tools_path, "--tools") if tools_path else None
+    tools = check_tools(_read_json(tools_path, "--tools"), str(tools_path)) if tools_path else None
     out = render_chat(
         text,
         messages,
@@ -148,9 +146,11 @@ def lint(
     )
     if messages_path:
         tokens = [t for t in (special["bos_token"], special["eos_token"]) if t]
+        from selfhost.template.conversations import check_messages
         from selfhost.template.lint import END_OF_TURN
 
-        report.findings.extend(control_tokens_in(_read_json(messages_path, "--messages"), [*tokens, *END_OF_TURN]))
+        msgs = check_messages(_read_json(messages_path, "--messages"), str(messages_path))
+        report.findings.extend(control_tokens_in(msgs, [*tokens, *END_OF_TURN]))
     d = report.to_dict()
     if as_json:
         print_json(d)
@@ -216,7 +216,7 @@ def diff(a: str, b: str, as_json: bool) -> None:
     def load(x: str) -> tuple[str, dict[str, str]]:
         p = Path(x)
         if p.suffix in (".jinja", ".j2", ".txt") and p.is_file():
-            return p.read_text(encoding="utf-8"), {}
+            return read_text(p), {}
         text, special, _, _ = _source(x, None, None, None)
         return text, {k: v for k, v in special.items() if v}
 

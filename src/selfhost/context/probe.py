@@ -4,6 +4,7 @@ Ollama truncates silently (its `prompt_eval_count` comes back smaller than what 
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -35,6 +36,12 @@ def _post(url: str, body: dict[str, Any], timeout: float) -> tuple[int, dict[str
         return exc.code, exc.read()[:300].decode("utf-8", errors="replace")
     except urllib.error.URLError as exc:
         raise BackendError(f"cannot connect to {url}: {exc.reason}", "is the server running?") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise BackendError(f"{url}: the connection failed mid-request ({exc or type(exc).__name__})") from None
+    except ValueError as exc:
+        raise BackendError(
+            f"{url} did not answer with a JSON object ({exc})", "is it an OpenAI-compatible server?"
+        ) from None
 
 
 def probe_context(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -11,6 +12,7 @@ from typing import Any
 
 from selfhost.cost.model import HOURS_PER_MONTH, ApiPrice, Hardware, break_even, cost_per_million, hourly_cost
 from selfhost.errors import UsageError
+from selfhost.files import read_json
 
 __all__ = ["prices", "find_api_price", "hardware_from_options", "load_bench", "cost_report", "bench_power"]
 
@@ -35,6 +37,10 @@ def parse_api_price(text: str) -> ApiPrice:
         raise UsageError(
             f"--api-price {text!r} is not IN,OUT", "e.g. --api-price 0.15,0.60 ($ per 1M tokens)"
         ) from None
+    if not all(math.isfinite(x) and 0 <= x <= 1e6 for x in (a, b)) or a + b == 0:
+        raise UsageError(
+            f"--api-price {text!r}: prices must be finite, ≥ 0 and not both 0", "e.g. --api-price 0.15,0.60"
+        )
     return ApiPrice("custom", a, b, "given on the command line")
 
 
@@ -118,13 +124,10 @@ def hardware_from_options(
 
 
 def load_bench(path: Path) -> dict[str, Any]:
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"no bench result at {path}", "run `selfhost bench URL --json > bench.json` first") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not a `selfhost bench --json` result ({exc.msg})") from None
-    if "output_tokens_per_s" not in d and "runs" not in d:
+    if not path.exists():
+        raise UsageError(f"no bench result at {path}", "run `selfhost bench URL --json > bench.json` first")
+    d = read_json(path)
+    if not isinstance(d, dict) or ("output_tokens_per_s" not in d and "runs" not in d):
         raise UsageError(f"{path} is not a `selfhost bench --json` result (no output_tokens_per_s)")
     return d
 

@@ -10,6 +10,7 @@ from typing import Any
 from selfhost.data.check import CheckOptions, check_dataset
 from selfhost.data.read import read_rows
 from selfhost.errors import UsageError
+from selfhost.files import atomic_output, read_text, refuse_overwriting_inputs
 
 __all__ = ["DROP_CODES", "clean_dataset", "split_dataset"]
 
@@ -31,12 +32,7 @@ DROP_CODES = (
 
 def _raw_rows(path: Path) -> dict[int, Any]:
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        out = {}
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    out[i] = line.rstrip("\n")
-        return out
+        return {i: line for i, line in enumerate(read_text(path).split("\n"), 1) if line.strip()}
     return {r.line: json.dumps(r.data, ensure_ascii=False) for r in read_rows(path) if r.data is not None}
 
 
@@ -50,8 +46,8 @@ def clean_dataset(
     policy: str = "keep-one",
 ) -> dict[str, Any]:
     """policy 'keep-one' keeps the first row of each duplicate cluster; 'drop' removes every member."""
-    if out.resolve() == path.resolve():
-        raise UsageError("--out must be a new file: the input is never modified")
+    inputs = {"FILE": path, "--eval": eval_path}
+    refuse_overwriting_inputs({"--out": out, "--log": log}, inputs)
     if policy not in ("keep-one", "drop"):
         raise UsageError(f"unknown policy {policy!r}", "use keep-one or drop")
     report = check_dataset(path, opts, eval_path)
@@ -68,7 +64,7 @@ def clean_dataset(
             reasons.setdefault(f.line, []).append(f"{f.code}: {f.message}")
     raw = _raw_rows(path)
     kept = 0
-    with open(out, "w", encoding="utf-8") as fo, open(log, "w", encoding="utf-8") as fl:
+    with atomic_output(out) as fo, atomic_output(log) as fl:
         for line in sorted(set(raw) | set(reasons)):
             if line in reasons:
                 fl.write(json.dumps({"line": line, "reasons": reasons[line]}, ensure_ascii=False) + "\n")
@@ -99,6 +95,7 @@ def split_dataset(
     """A split with no leakage: exact duplicates and near-duplicate clusters always land on the same side."""
     if not 0 < eval_fraction < 1:
         raise UsageError(f"eval fraction must be between 0 and 1, got {eval_fraction}")
+    refuse_overwriting_inputs({"--train": train_out, "--eval": eval_out}, {"FILE": path})
     report = check_dataset(path, opts)
     raw = _raw_rows(path)
     group_of: dict[int, int] = {line: line for line in raw}
@@ -118,7 +115,7 @@ def split_dataset(
         if len(eval_lines) >= target:
             break
         eval_lines.update(groups[k])
-    with open(train_out, "w", encoding="utf-8") as ft, open(eval_out, "w", encoding="utf-8") as fe:
+    with atomic_output(train_out) as ft, atomic_output(eval_out) as fe:
         for line in sorted(raw):
             (fe if line in eval_lines else ft).write(raw[line] + "\n")
     return {

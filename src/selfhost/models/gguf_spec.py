@@ -10,6 +10,7 @@ from gguf import LlamaFileType
 from selfhost.errors import UnsupportedModelError
 from selfhost.models.gguf_file import GGUFFile, read_gguf
 from selfhost.models.spec import MLAFacts, ModelSpec, TensorInfo, TokenizerFacts
+from selfhost.models.validate import check_layer_count
 
 __all__ = ["spec_from_gguf", "swa_layers_for", "SWA_PERIOD_BY_ARCH"]
 
@@ -81,7 +82,7 @@ def spec_from_gguf_file(g: GGUFFile, source: str = "gguf") -> ModelSpec:
             f"{g.path} (architecture {arch!r}) lacks attention facts: no {', '.join(arch + '.' + m for m in missing)}",
             "this is not a decoder LLM selfhost can plan for, or its GGUF is incomplete",
         )
-    n_layers = int(n_layers)
+    n_layers = check_layer_count(n_layers, str(g.path), f"{arch}.block_count")
     heads_per_layer = _int_or_layers(n_heads_raw, n_layers) or (0,) * n_layers
     n_heads = max(heads_per_layer)
     kv_raw = key("attention.head_count_kv")

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.errors import CorruptModelError, ModelNotFoundError, UnsupportedModelError
+from selfhost.files import BadInputError, read_json, read_text
 from selfhost.models.gguf_spec import SWA_PERIOD_BY_ARCH, swa_layers_for
 from selfhost.models.params import estimate_parameters
 from selfhost.models.spec import MLAFacts, ModelSpec, TensorInfo, TokenizerFacts
+from selfhost.models.validate import check_layer_count
 
 __all__ = ["spec_from_hf_config", "spec_from_hf_dir", "read_safetensors_header", "ARCH_BY_MODEL_TYPE"]
 
@@ -109,7 +111,7 @@ def spec_from_hf_config(
     model_type = str(c.get("model_type") or "unknown")
     arch = ARCH_BY_MODEL_TYPE.get(model_type, model_type)
     derived: dict[str, str] = {}
-    n_layers = int(c["num_hidden_layers"])
+    n_layers = check_layer_count(c["num_hidden_layers"], name, "num_hidden_layers")
     n_heads = int(c["num_attention_heads"])
     n_kv = int(c.get("num_key_value_heads") or n_heads)
     if "num_key_value_heads" not in c:
@@ -217,9 +219,9 @@ def _special(value: Any) -> str | None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CorruptModelError(f"{path} is not valid JSON: line {exc.lineno}: {exc.msg}") from None
+        data = read_json(path)
+    except BadInputError as exc:
+        raise CorruptModelError(f"{exc.where}: {exc.reason}") from None
     if not isinstance(data, dict):
         raise CorruptModelError(f"{path} does not hold a JSON object")
     return data
@@ -244,7 +246,7 @@ def spec_from_hf_dir(path: Path) -> ModelSpec:
         template = named.get("default") or next(iter(named.values()), None)
     jinja_file = root / "chat_template.jinja"
     if jinja_file.exists():
-        template = jinja_file.read_text(encoding="utf-8")
+        template = read_text(jinja_file)
     tok = TokenizerFacts(
         bos_token=_special(tok_cfg.get("bos_token")),
         eos_token=_special(tok_cfg.get("eos_token")),

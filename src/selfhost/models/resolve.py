@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfhost.errors import ModelNotFoundError, NotAGGUFError
+from selfhost.errors import CorruptModelError, ModelNotFoundError, NotAGGUFError
 from selfhost.models.catalog import spec_from_catalog
 from selfhost.models.embedded import DEFAULT_EMBEDDED, EMBEDDED, embedded_path
 from selfhost.models.gguf_file import is_gguf
@@ -12,6 +12,7 @@ from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.models.hf import spec_from_hf_dir
 from selfhost.models.ollama import spec_from_ollama
 from selfhost.models.spec import ModelSpec
+from selfhost.models.validate import validate_spec
 
 __all__ = ["resolve_model", "local_gguf_path", "EMBEDDED_ALIASES"]
 
@@ -30,7 +31,19 @@ def _looks_like_path(model: str) -> bool:
 
 
 def resolve_model(model: str | None) -> ModelSpec:
-    """Embedded name, path to a GGUF file, HF directory/config.json, ollama:NAME[:TAG] or catalog name."""
+    """Embedded name, path to a GGUF file, HF directory/config.json, ollama:NAME[:TAG] or catalog name.
+
+    Whatever the source, the facts are checked for consistency (models/validate.py) before anyone plans on them."""
+    try:
+        return validate_spec(_read_spec(model))
+    except (ZeroDivisionError, OverflowError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise CorruptModelError(
+            f"{model}: the model's metadata is inconsistent ({type(exc).__name__}: {exc})",
+            "the file or config is damaged; re-download it",
+        ) from None
+
+
+def _read_spec(model: str | None) -> ModelSpec:
     embedded = _embedded_name(model)
     if embedded is not None:
         spec = spec_from_gguf(embedded_path(embedded), source="embedded")

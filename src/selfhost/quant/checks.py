@@ -4,6 +4,7 @@ verifiable instructions in the IFEval style."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -97,11 +98,36 @@ def validate_check(c: Any) -> str | None:
     if missing:
         return f"check {c['type']!r} needs {', '.join(missing)}"
     if c["type"] == "regex":
+        if not isinstance(c["pattern"], str):
+            return "check 'regex': 'pattern' must be text"
         try:
             re.compile(c["pattern"])
         except re.error as exc:
             return f"invalid regex {c['pattern']!r}: {exc}"
+    if c["type"] == "json_schema":
+        import jsonschema
+
+        try:
+            jsonschema.Draft202012Validator.check_schema(c["schema"])
+        except jsonschema.SchemaError as exc:
+            return f"check 'json_schema': not valid JSON Schema ({exc.message})"
+    if c["type"] == "number":
+        for key in ("value", "tolerance"):
+            if key in c and not _is_finite_number(c[key]):
+                return f"check 'number': {key!r} must be a finite number, not {c[key]!r}"
+    if c["type"] == "keywords" and not isinstance(c["values"], list):
+        return "check 'keywords': 'values' must be a list"
+    if "min" in c or "max" in c:
+        lo, hi = c.get("min", 0), c.get("max", 10**9)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (lo, hi)):
+            return f"check {c['type']!r}: 'min' and 'max' must be whole numbers ≥ 0"
+        if lo > hi:
+            return f"check {c['type']!r}: 'min' {lo} is more than 'max' {hi}"
     return None
+
+
+def _is_finite_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def run_check(output: str, c: dict[str, Any]) -> bool:

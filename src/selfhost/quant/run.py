@@ -3,6 +3,7 @@ statistics → the smallest variant that passes every gate."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import time
@@ -66,15 +67,23 @@ def evaluate_case(case: Case, output: str, reference_output: str | None) -> dict
     return out
 
 
-def _load_done(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    done: dict[tuple[str, str], dict[str, Any]] = {}
+def item_key(v: Variant, case: Case, n_ctx: int) -> str:
+    """What produced one answer: the variant's file or endpoint, the case as written, and the settings. A record
+    is reused only under the same key, so a rerun on another model, file or suite never reports old answers."""
+    produced_by = [v.identity, case.messages, case.checks, case.max_tokens, n_ctx]
+    return hashlib.sha256(json.dumps(produced_by, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _load_done(path: Path) -> dict[str, dict[str, Any]]:
+    """Finished records by item key; records without one (older runs) or cut by an interruption are redone."""
+    done: dict[str, dict[str, Any]] = {}
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
             try:
                 r = json.loads(line)
-                done[(r["variant"], r["case"])] = r
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by an interruption: that item is simply redone
+                done[str(r["key"])] = r
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
     return done
 
 
@@ -84,7 +93,12 @@ def run_quant(cfg: QuantConfig, progress: Callable[[str, int, int], None] = lamb
     for v in cfg.variants:
         if v.path is not None and not v.path.exists():
             raise ModelNotFoundError(f"variant {v.name}: no such file {v.path}", "check the --variant path")
-    done = _load_done(cfg.records_path)
+    previous = _load_done(cfg.records_path)
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    keys = {(v.name, c.id): item_key(v, c, cfg.n_ctx) for v in cfg.variants for c in cfg.cases}
+    for (name, case_id), key in keys.items():
+        if key in previous:
+            done[(name, case_id)] = previous[key]
     total = len(cfg.variants) * len(cfg.cases)
     cfg.records_path.parent.mkdir(parents=True, exist_ok=True)
     with open(cfg.records_path, "a", encoding="utf-8") as out:
@@ -106,6 +120,7 @@ def run_quant(cfg: QuantConfig, progress: Callable[[str, int, int], None] = lamb
                             "the finished items are kept; rerun the same command to resume",
                         ) from None
                     rec = {
+                        "key": keys[(v.name, c.id)],
                         "variant": v.name,
                         "case": c.id,
                         "output": comp.text,

@@ -3,12 +3,12 @@ and a built-in default suite."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from selfhost.errors import UsageError
+from selfhost.files import BadInputError, parse_json, read_text
 from selfhost.quant.checks import validate_check
 
 __all__ = ["Case", "load_suite", "default_suite"]
@@ -25,14 +25,13 @@ class Case:
 
 def _jsonl_items(path: Path, errors: list[str]) -> list[tuple[str, Any]]:
     items = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip() or line.lstrip().startswith("//"):
-                continue
-            try:
-                items.append((f"{path}:{lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{lineno}: not valid JSON ({exc.msg})")
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip() or line.lstrip().startswith("//"):
+            continue
+        try:
+            items.append((f"{path}:{lineno}", parse_json(line, f"{path}:{lineno}")))
+        except BadInputError as exc:
+            errors.append(str(exc))
     return items
 
 
@@ -40,7 +39,7 @@ def _yaml_items(path: Path) -> list[tuple[str, Any]]:
     """A YAML list of cases (or a mapping with `cases:`), each named by the line it starts on."""
     import yaml
 
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -83,8 +82,15 @@ def load_suite(path: Path) -> list[Case]:
         if cid in seen:
             errors.append(f"{where}: duplicate id {cid!r}")
             continue
+        max_tokens = obj.get("max_tokens", 96)
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= 100_000:
+            errors.append(f"{where}: 'max_tokens' must be an integer in 1..100,000")
+            continue
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
+            errors.append(f"{where}: 'messages' must be a list of objects")
+            continue
         seen.add(cid)
-        cases.append(Case(cid, msgs, checks, int(obj.get("max_tokens", 96)), str(obj.get("category", "custom"))))
+        cases.append(Case(cid, msgs, checks, max_tokens, str(obj.get("category", "custom"))))
     if errors:
         more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
         raise UsageError("; ".join(errors[:5]) + more, "fix those cases")

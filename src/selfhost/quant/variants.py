@@ -9,7 +9,7 @@ from pathlib import Path
 from selfhost.errors import BackendError, UsageError
 from selfhost.models.gguf_file import read_gguf
 
-__all__ = ["Variant", "FTYPES", "quantize", "make_variants", "parse_endpoint"]
+__all__ = ["Variant", "FTYPES", "file_identity", "quantize", "make_variants", "parse_endpoint"]
 
 # llama_ftype values (llama.h) for the variants selfhost makes.
 FTYPES: dict[str, int] = {"F16": 1, "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q4_K_M": 15, "Q3_K_M": 12, "Q2_K": 10}
@@ -32,8 +32,21 @@ class Variant:
         return self.path.stat().st_size if self.path is not None else None
 
     @property
+    def identity(self) -> str:
+        """What produced this variant's answers: the file (path, size, modification time) or the endpoint. Resumed
+        records are reused only under the same identity (quant/run.py)."""
+        if self.path is None:
+            return f"url:{self.url}#{self.model or ''}"
+        return file_identity(self.path)
+
+    @property
     def where(self) -> str:
         return str(self.path) if self.path is not None else f"{self.url}#{self.model or ''}"
+
+
+def file_identity(path: Path) -> str:
+    st = path.stat()
+    return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def parse_endpoint(where: str) -> tuple[str, str | None]:
@@ -76,8 +89,10 @@ def make_variants(src: Path, out_dir: Path, names: list[str], source_type: str |
     made (and readable) are reused."""
     out: list[Variant] = []
     ref = out_dir / f"{src.stem}.F16.gguf"
-    if not _valid(ref):
+    made_from = file_identity(src)  # a file left by another model of the same name is never reused
+    if not _valid(ref, made_from):
         quantize(src, ref, "F16")
+        _mark(ref, made_from)
     note = (
         (
             f"dequantized from the shipped {source_type}: an upper bound on what this reference knows, not the "
@@ -91,14 +106,28 @@ def make_variants(src: Path, out_dir: Path, names: list[str], source_type: str |
         if name == "F16":
             continue
         p = out_dir / f"{src.stem}.{name}.gguf"
-        if not _valid(p):
+        if not _valid(p, made_from):
             quantize(ref, p, name)
+            _mark(p, made_from)
         out.append(Variant(name, p, "quantized here from the F16 reference"))
     return out
 
 
-def _valid(p: Path) -> bool:
+def _source_file(p: Path) -> Path:
+    return p.with_name(p.name + ".source")
+
+
+def _mark(p: Path, made_from: str) -> None:
+    _source_file(p).write_text(made_from + "\n", encoding="utf-8")
+
+
+def _valid(p: Path, made_from: str) -> bool:
     if not p.exists():
+        return False
+    try:
+        if _source_file(p).read_text(encoding="utf-8").strip() != made_from:
+            return False
+    except (OSError, UnicodeDecodeError):
         return False
     try:
         read_gguf(p)

@@ -6,6 +6,7 @@ import json
 from html import escape
 from pathlib import Path
 
+from selfhost.files import write_text_atomic
 from selfhost.report.section import Report
 
 __all__ = ["render_html", "write_html"]
@@ -43,6 +44,4 @@ def render_html(report: Report) -> str:
 
 
 def write_html(report: Report, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, render_html(report))

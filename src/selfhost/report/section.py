@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ class Report:
         return {"meta": self.meta, "sections": {s.name: s.data for s in self.sections}}
 
     def write_json(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        from selfhost.files import write_text_atomic
+        from selfhost.jsonout import dumps
+
+        write_text_atomic(path, dumps(self.to_dict(), indent=2) + "\n")

@@ -74,3 +74,25 @@ CONVERSATIONS: dict[str, dict[str, Any]] = {
         "continue_final_message": True,
     },
 }
+
+
+def check_messages(value: Any, where: str) -> list[dict[str, Any]]:
+    """A conversation read from a user's file: a JSON list of objects, each with a text `role`."""
+    from selfhost.errors import UsageError
+
+    if not isinstance(value, list):
+        raise UsageError(f"{where}: must hold a JSON list of messages", 'e.g. [{"role": "user", "content": "hi"}]')
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise UsageError(
+                f"{where}: message {i + 1} is not an object with a 'role'", 'e.g. {"role": "user", "content": "hi"}'
+            )
+    return value
+
+
+def check_tools(value: Any, where: str) -> list[dict[str, Any]]:
+    from selfhost.errors import UsageError
+
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise UsageError(f"{where}: must hold a JSON list of tool objects", "see OpenAI's `tools` format")
+    return value

@@ -22,9 +22,9 @@ import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.ext import Extension, loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from selfhost.errors import SelfhostError
+from selfhost.template.sandbox import LIMITS, BoundedEnvironment, TemplateLimitError, start_budget
 
 __all__ = ["TemplateRaised", "TemplateRenderError", "render_chat", "compile_template", "REASONING_FIELDS"]
 
@@ -106,9 +106,7 @@ class _SafeNamespace(jinja2.utils.Namespace):
 
 @lru_cache(maxsize=64)
 def compile_template(source: str) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, loopcontrols]
-    )
+    env = BoundedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
@@ -116,6 +114,8 @@ def compile_template(source: str) -> jinja2.Template:
     env.globals["namespace"] = _SafeNamespace
     try:
         return env.from_string(source)
+    except RecursionError:
+        raise TemplateRenderError("chat template does not parse: nested too deeply") from None
     except TemplateError as exc:
         raise TemplateRenderError(
             f"chat template does not parse: {type(exc).__name__}: {exc}",
@@ -153,6 +153,21 @@ def _alias_reasoning(message: Any) -> Any:
     return {"thinking": reasoning, **message, "reasoning_content": reasoning}
 
 
+def _render_bounded(compiled: jinja2.Template, context: dict[str, Any]) -> str:
+    budget = start_budget()
+    parts: list[str] = []
+    size = 0
+    for part in compiled.generate(**context):
+        size += len(part)
+        if size > LIMITS["output_chars"]:
+            raise TemplateLimitError(
+                "output_chars", f"the rendered prompt passed {LIMITS['output_chars']:,} characters"
+            )
+        parts.append(part)
+        budget.tick()
+    return "".join(parts)
+
+
 def render_chat(
     template: str,
     messages: Sequence[dict[str, Any]],
@@ -185,7 +200,13 @@ def render_chat(
     if eos_token is not None:
         context["eos_token"] = eos_token
     try:
-        out = str(compiled.render(**context))
+        out = _render_bounded(compiled, context)
+    except RecursionError:
+        raise TemplateLimitError("recursion", "a macro or loop recursed without end") from None
+    except OverflowError as exc:  # jinja's own safe_range refuses ranges over 100,000 items
+        raise TemplateLimitError("loop_iterations", f"the template asked for too large a range ({exc})") from None
+    except MemoryError:
+        raise TemplateLimitError("output_chars", "the render ran out of memory") from None
     except _Refusal as exc:
         raise TemplateRaised(f"the chat template refused the conversation: {exc}") from None
     except TemplateError as exc:

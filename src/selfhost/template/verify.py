@@ -5,6 +5,7 @@ Same prompt token count and the same greedy output mean the server applies the t
 from __future__ import annotations
 
 import difflib
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -38,6 +39,12 @@ def _post(url: str, body: dict[str, Any], api_key: str | None) -> dict[str, Any]
     except urllib.error.URLError as exc:
         raise BackendError(
             f"cannot connect to {url}: {exc.reason}", "is the server running? `selfhost serve`"
+        ) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise BackendError(f"{url}: the connection failed mid-request ({exc or type(exc).__name__})") from None
+    except (ValueError, TypeError) as exc:
+        raise BackendError(
+            f"{url} did not answer with a JSON object ({exc})", "is it an OpenAI-compatible server?"
         ) from None
 
 

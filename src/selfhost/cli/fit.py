@@ -100,6 +100,11 @@ def fit(
         tensor_parallel=tp,
     )
     answer = fit_answer(spec, req, host_bandwidth=bandwidth)
+    if gpu is not None and gpu.lower() == "auto" and not gpus:
+        from selfhost.hardware.detect import nvml_status
+
+        why = nvml_status() or "NVML lists no GPUs"
+        answer.setdefault("notes", []).insert(0, f"--gpu auto: no GPU visible ({why}); planned for this machine's RAM")
     if verify:
         cfg = LlamaCppKVConfig(ctx * parallel, parallel, kv_type, kv_type, kv_unified=kv_unified)
         answer["verify"] = verify_llamacpp(spec, cfg, flash_attn=not no_flash_attn)

@@ -46,9 +46,23 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def nvml_status() -> str | None:
+    """None when NVML answers; otherwise why no NVIDIA GPU can be seen, in one line."""
+    try:
+        import pynvml
+    except ImportError:
+        return "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # NVMLError subclasses vary by version
+        return f"no NVIDIA driver or GPU answered NVML ({exc})"
+    pynvml.nvmlShutdown()
+    return None
+
+
 def _nvidia_gpus() -> list[GPUInfo]:
     try:
-        import pynvml  # from nvidia-ml-py, optional
+        import pynvml  # from nvidia-ml-py
     except ImportError:
         return []
     try:

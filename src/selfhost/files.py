@@ -129,7 +129,7 @@ def refuse_overwriting_inputs(
         for iname, inp in flat_in:
             if same_file(out, inp):
                 raise UsageError(
-                    f"{oname} {out} is the input {iname} {inp}: refusing to write over an input",
+                    f"{oname} {out} is the input {iname} {inp}: inputs are never modified",
                     "write the output to a new file",
                 )
         for oname2, out2 in outs[i + 1 :]:

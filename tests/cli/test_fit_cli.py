@@ -33,4 +33,4 @@ def test_fit_catalog_on_named_gpus() -> None:
 def test_fit_errors() -> None:
     assert "unknown GPU 'rtx 4900'" in _one_line_error(run("fit", "llama-3.1-8b", "--gpu", "rtx 4900"))
     assert "above llama-3.1-8b's limit" in _one_line_error(run("fit", "llama-3.1-8b", "--ctx", "1000000"))
-    assert "parallel slots must be at least 1" in _one_line_error(run("fit", "--parallel", "0"))
+    assert "'--parallel': '0' is out of range: must be ≥ 1" in _one_line_error(run("fit", "--parallel", "0"))

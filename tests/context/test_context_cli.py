@@ -18,6 +18,15 @@ def test_count_contract() -> None:
     assert d["tokens"] > 3 and d["characters"] == 19
 
 
+def test_crlf_file_counts_like_the_same_text(tmp_path: Path) -> None:
+    text = "first line\r\nsecond line\r\n"
+    f = tmp_path / "crlf.txt"
+    f.write_bytes(text.encode())
+    from_file = json.loads(run("context", "count", "--file", str(f), "--json").stdout)
+    from_arg = json.loads(run("context", "count", text, "--json").stdout)
+    assert from_file == {**from_arg, "characters": len(text)} and from_file["characters"] == from_arg["characters"]
+
+
 def test_budget_contract(tmp_path: Path) -> None:
     c1, c2 = tmp_path / "c1.txt", tmp_path / "c2.txt"
     c1.write_text("The capital of France is Paris. " * 40)

@@ -29,9 +29,31 @@ json_like = st.recursive(
 messy_bytes = st.one_of(
     st.binary(max_size=400),
     st.text(max_size=300).map(lambda t: t.encode("utf-8")),
-    st.lists(st.sampled_from([b"{", b"}", b"[", b"]", b'"', b":", b",", b"\n", b"\r\n", b"NaN", b"1e999", b"\xff",
-                              b'"timestamp"', b'"prompt"', b'"messages"', b'"checks"', b"0", b"-1"]),
-             max_size=80).map(b"".join),
+    st.lists(
+        st.sampled_from(
+            [
+                b"{",
+                b"}",
+                b"[",
+                b"]",
+                b'"',
+                b":",
+                b",",
+                b"\n",
+                b"\r\n",
+                b"NaN",
+                b"1e999",
+                b"\xff",
+                b'"timestamp"',
+                b'"prompt"',
+                b'"messages"',
+                b'"checks"',
+                b"0",
+                b"-1",
+            ]
+        ),
+        max_size=80,
+    ).map(b"".join),
 )
 
 
@@ -103,10 +125,24 @@ def test_damaged_gguf(tmp_path: Path, tiny_gguf: bytes, cuts: list[tuple[int, in
 
 
 PIECES = [
-    "{% for i in range(1000) %}", "{% endfor %}", "{{ i }}", "{{ messages[0]['content'] * 1000 }}", "{% if x %}",
-    "{% endif %}", "{{ 'ab' ~ 'cd' }}", "{% set ns = namespace(v='x') %}", "{% set ns.v = ns.v ~ ns.v %}",
-    "{{ ns.v|length }}", "{% macro m(n) %}{{ m(n) }}{% endmacro %}", "{{ m(1) }}", "{{ 9 ** 99999 }}",
-    "{{ loop.index }}", "{{ raise_exception('no') }}", "{{ 'x'|center(100) }}", "{{ (messages|tojson) }}", "text",
+    "{% for i in range(1000) %}",
+    "{% endfor %}",
+    "{{ i }}",
+    "{{ messages[0]['content'] * 1000 }}",
+    "{% if x %}",
+    "{% endif %}",
+    "{{ 'ab' ~ 'cd' }}",
+    "{% set ns = namespace(v='x') %}",
+    "{% set ns.v = ns.v ~ ns.v %}",
+    "{{ ns.v|length }}",
+    "{% macro m(n) %}{{ m(n) }}{% endmacro %}",
+    "{{ m(1) }}",
+    "{{ 9 ** 99999 }}",
+    "{{ loop.index }}",
+    "{{ raise_exception('no') }}",
+    "{{ 'x'|center(100) }}",
+    "{{ (messages|tojson) }}",
+    "text",
 ]
 
 

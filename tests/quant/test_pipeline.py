@@ -118,7 +118,7 @@ def test_endpoint_that_dies_mid_run_loses_nothing(smollm2_path: Path, tmp_path: 
     finally:
         server.stop()
     assert len(records.read_text().splitlines()) == 6
-    with LlamaCppServer(smollm2_path, n_ctx=2048) as again:  # a new port: the run is keyed by variant name
+    with LlamaCppServer(smollm2_path, n_ctx=2048) as again:  # a new port: the run is keyed by the served model's name
         cfg.variants[1] = Variant("served", None, url=again.url, model=again.model_alias)
         redone: list[str] = []
         r = run_quant(cfg, lambda what, n, total: redone.append(what))

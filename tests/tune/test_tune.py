@@ -183,7 +183,7 @@ def test_tune_usage_errors(tmp_path: Path) -> None:
     assert f"{bad}:1:" in _one_line_error(run("tune", "embedded", str(bad), "--out", str(tmp_path / "a")))
     good = tmp_path / "good.jsonl"
     good.write_text(json.dumps(conv(QUESTIONS[0])) + "\n")
-    assert "must be positive" in _one_line_error(
+    assert "'--batch-size': '0' is out of range: must be ≥ 1" in _one_line_error(
         run("tune", "embedded", str(good), "--out", str(tmp_path / "b"), "--batch-size", "0")
     )
     assert "QLoRA" in _one_line_error(run("tune", "embedded", str(good), "--out", str(tmp_path / "c"), "--qlora"))

@@ -42,6 +42,7 @@ class RequestRecord:
     chunk_times: list[float] = field(default_factory=list)
     chunk_tokens: list[int] = field(default_factory=list)
     warmup: bool = False
+    reconnects: int = 0  # sends retried because a pooled keep-alive connection had been closed by the server
 
     # -- derived (seconds, from the scheduled send time) -------------------------------------------
     @property
@@ -113,6 +114,27 @@ def allocate_tokens(total: int, chars: list[int]) -> list[int]:
     return out
 
 
+# A server may close an idle keep-alive connection without saying so (llama-server does, between streamed
+# responses); aiohttp then hands the dead connection to the next request, which fails before any response byte.
+# Such a send is retried on a fresh connection and counted in `reconnects`, not as a failure of the server.
+_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+MAX_RECONNECTS = 2
+
+
+async def _post_fresh_if_stale(
+    session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str], rec: RequestRecord
+) -> aiohttp.ClientResponse:
+    while True:
+        try:
+            return await session.post(url, json=body, headers=headers)
+        except aiohttp.ClientConnectorError:
+            raise  # nothing was ever connected: a real connect failure
+        except _STALE_CONNECTION:
+            if rec.reconnects >= MAX_RECONNECTS:
+                raise
+            rec.reconnects += 1
+
+
 async def send_request(
     session: aiohttp.ClientSession,
     base_url: str,
@@ -154,7 +176,7 @@ async def send_request(
     hdrs = {"X-Request-Id": request_id(rec.id), **(headers or {})}
     rec.sent_t = perf()
     try:
-        async with session.post(base_url + path, json=body, headers=hdrs) as resp:
+        async with await _post_fresh_if_stale(session, base_url + path, body, hdrs, rec) as resp:
             rec.http_status = resp.status
             if resp.status >= 400:
                 detail = (await resp.text())[:200]

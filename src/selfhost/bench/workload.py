@@ -128,9 +128,7 @@ def trace_prompts(path: Path, block_size: int = 512, speedup: float = 1.0) -> tu
         where = f"{path}:{lineno}"
         ts = obj.get("timestamp") if isinstance(obj, dict) else None
         if not isinstance(ts, int | float) or isinstance(ts, bool) or not 0 <= ts <= MAX_TRACE_MS:
-            raise UsageError(
-                f"{where}: 'timestamp' must be milliseconds in 0..{MAX_TRACE_MS:,.0f}", "Mooncake trace format"
-            )
+            raise UsageError(f"{where}: no 'timestamp' (milliseconds, 0..{MAX_TRACE_MS:.0e})", "Mooncake trace format")
         max_tokens = obj.get("output_length", obj.get("max_tokens"))
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS:
             raise UsageError(f"{where}: 'output_length' must be an integer in 1..{MAX_TOKENS:,}")

@@ -202,7 +202,7 @@ def _check_urls(kwargs: dict[str, Any]) -> None:
             parsed = parsed._replace(netloc="")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise UsageError(
-                f"{value!r} is not a server URL",
+                f"{value!r} is not a URL of a server",
                 "give http://HOST:PORT (e.g. http://127.0.0.1:8080)" + (" or `embedded`" if name == "target" else ""),
             )
 

@@ -10,7 +10,7 @@ import click
 
 from selfhost import __version__
 from selfhost.cli.guards import guard_commands
-from selfhost.cli.output import print_json
+from selfhost.cli.output import print_json, printed_json
 from selfhost.errors import debug_enabled, describe
 
 __all__ = ["cli", "main"]
@@ -57,7 +57,7 @@ def _fail(message: str, next_step: str | None, code: int, as_json: bool) -> int:
     sys.stderr.write(f"selfhost: error: {message}\n")
     if next_step:
         sys.stderr.write(f"  next: {next_step}\n")
-    if as_json:  # --json promises one JSON object on stdout, failures included
+    if as_json and not printed_json():  # --json promises one JSON object on stdout, failures included
         error = {"message": message, "next_step": next_step, "exit_code": code}
         print_json({"error": error, **({"interrupted": True} if code == 130 else {})})
     return code
@@ -71,11 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        if not as_json:
-            exc.show()
-            return exc.exit_code
-        return _fail(exc.format_message(), "see --help", exc.exit_code, as_json)
+    except click.ClickException as exc:  # bad usage: the same one-line form as every other error
+        ctx = getattr(exc, "ctx", None)
+        where = f"selfhost {ctx.command_path.split(' ', 1)[1]} --help" if ctx and " " in ctx.command_path else None
+        return _fail(exc.format_message(), f"see `{where or 'selfhost --help'}`", exc.exit_code, as_json)
     except click.exceptions.Abort:
         return _fail("interrupted", "results written so far are kept", 130, as_json)
     except BaseException as exc:  # the one place every failure becomes a message

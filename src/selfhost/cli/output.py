@@ -10,15 +10,24 @@ from rich.table import Table
 
 from selfhost.jsonout import dumps
 
-__all__ = ["stdout", "stderr", "print_json", "print_rows"]
+__all__ = ["stdout", "stderr", "print_json", "printed_json", "print_rows"]
 
 stdout = Console()
 stderr = Console(stderr=True)
 
 
+_printed: list[bool] = []
+
+
 def print_json(obj: dict[str, Any]) -> None:
+    """The command's one JSON object (a second call is a bug: --json promises exactly one)."""
     sys.stdout.write(dumps(obj, indent=2) + "\n")
     sys.stdout.flush()
+    _printed.append(True)
+
+
+def printed_json() -> bool:
+    return bool(_printed)
 
 
 def print_rows(title: str, rows: list[tuple[str, str]]) -> None:

@@ -8,13 +8,13 @@ default options (JSON), .system the default system prompt.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from selfhost.errors import CorruptModelError, ModelNotFoundError
+from selfhost.files import BadInputError, parse_json, read_json, read_text
 from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.models.spec import ModelSpec
 
@@ -80,11 +80,25 @@ def _blob(root: Path, digest: str) -> Path:
     return root / "blobs" / digest.replace(":", "-")
 
 
+def _params(text: str | None, where: Path | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = parse_json(text, str(where))
+    except BadInputError as exc:
+        raise CorruptModelError(f"Ollama params blob {exc.where}: {exc.reason}", "run `ollama pull` again") from None
+    if not isinstance(value, dict):
+        raise CorruptModelError(f"Ollama params blob {where} is not a JSON object", "run `ollama pull` again")
+    return value
+
+
 def _load(root: Path, manifest: Path, display: str) -> OllamaModel:
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        layers = data["layers"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        data = read_json(manifest)
+        layers = list(data["layers"])
+        if not all(isinstance(layer, dict) for layer in layers):
+            raise TypeError("a layer is not an object")
+    except (BadInputError, KeyError, TypeError) as exc:
         raise CorruptModelError(f"Ollama manifest {manifest} is corrupt: {exc}", "run `ollama pull` again") from None
     by_type: dict[str, Path] = {}
     for layer in layers:
@@ -97,7 +111,7 @@ def _load(root: Path, manifest: Path, display: str) -> OllamaModel:
 
     def text(media: str) -> str | None:
         p = by_type.get(media)
-        return p.read_text(encoding="utf-8") if p and p.exists() else None
+        return read_text(p) if p and p.exists() else None
 
     params_text = text(MEDIA_PARAMS)
     return OllamaModel(
@@ -106,7 +120,7 @@ def _load(root: Path, manifest: Path, display: str) -> OllamaModel:
         model_blob,
         text(MEDIA_TEMPLATE),
         text(MEDIA_SYSTEM),
-        json.loads(params_text) if params_text else {},
+        _params(params_text, by_type.get(MEDIA_PARAMS)),
     )
 
 

@@ -33,10 +33,11 @@ class Variant:
 
     @property
     def identity(self) -> str:
-        """What produced this variant's answers: the file (path, size, modification time) or the endpoint. Resumed
+        """What produced this variant's answers: the file (path, size, modification time), or the model an endpoint
+        serves (by name, so a server restarted on another port resumes; the URL when no name was given). Resumed
         records are reused only under the same identity (quant/run.py)."""
         if self.path is None:
-            return f"url:{self.url}#{self.model or ''}"
+            return f"endpoint:{self.model}" if self.model else f"url:{self.url}"
         return file_identity(self.path)
 
     @property

@@ -30,12 +30,14 @@ CONTRACT = [
 ]
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`selfhost ARGS` as a user runs it. The limit is a safety net for hangs, not a speed test: a whole LoRA run
+    took 60-85 s on one day and 3.5 min on another on the same 2-core machine."""
     return subprocess.run(
         [sys.executable, "-m", "selfhost", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 

@@ -6,11 +6,13 @@ input), leave every input file byte-for-byte unchanged, and with --json print ex
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -125,20 +127,25 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         used += [p for p in out.iterdir()]
         before = {str(p): _digest(p) for p in used}
         start = time.perf_counter()
+        # Its own process group, so a case that hangs is killed with everything it started (servers included).
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "selfhost", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         try:
-            r = subprocess.run(
-                [sys.executable, "-m", "selfhost", *argv],
-                capture_output=True,
-                text=True,
-                timeout=CASE_TIMEOUT_S,
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
-            rc, so, se = r.returncode, r.stdout, r.stderr
-        except subprocess.TimeoutExpired as exc:
+            so, se = proc.communicate(timeout=CASE_TIMEOUT_S)
+            rc: int | None = proc.returncode
+        except subprocess.TimeoutExpired:
             rc = None
-            so = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            se = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            os.killpg(proc.pid, signal.SIGKILL)
+            so, se = proc.communicate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything it left running
         seconds = time.perf_counter() - start
         changed = [p for p, h in before.items() if _digest(Path(p)) != h]
         return Outcome(rc, so, se, seconds, changed, argv)

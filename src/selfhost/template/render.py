@@ -154,7 +154,7 @@ def _alias_reasoning(message: Any) -> Any:
 
 
 def _render_bounded(compiled: jinja2.Template, context: dict[str, Any]) -> str:
-    budget = start_budget()
+    start_budget()
     parts: list[str] = []
     size = 0
     for part in compiled.generate(**context):
@@ -164,7 +164,6 @@ def _render_bounded(compiled: jinja2.Template, context: dict[str, Any]) -> str:
                 "output_chars", f"the rendered prompt passed {LIMITS['output_chars']:,} characters"
             )
         parts.append(part)
-        budget.tick()
     return "".join(parts)
 
 

@@ -5,7 +5,7 @@ forever or filling memory: `{% for i in range(100000) %}{% for j in range(100000
 `{{ 'a' * 10**10 }}` allocates 10 GB. Every render here runs under a :class:`RenderBudget`:
 
 - loop iterations: every `for` loop charges its length (or each item, for iterables without one);
-- wall time: checked on loop items, attribute and item lookups, calls and filters;
+- wall time: checked on loop items, calls, operators and output chunks;
 - size: string/list repetition, `+`, `~` and `**` are checked before they allocate, calls with huge width
   arguments (`'x'.center(10**9)`) are refused, and the rendered output is counted as it streams;
 - recursion: a macro that calls itself without end stops at Python's recursion limit.
@@ -116,7 +116,10 @@ def _size(value: Any) -> int | None:
 
 def _huge_int_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     limit = LIMITS["output_chars"]
-    return any(type(a) is int and a > limit for a in (*args, *kwargs.values()))
+    for a in args:
+        if type(a) is int and a > limit:
+            return True
+    return bool(kwargs) and any(type(a) is int and a > limit for a in kwargs.values())
 
 
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
@@ -165,15 +168,12 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             raise TemplateLimitError("output_chars", "a call asked for a width or count beyond the output limit")
         return super().call(__context, __obj, *args, **kwargs)
 
+    # Lookups are not counted: they are the commonest operation in real templates, and a body of lookups alone
+    # is bounded by the loop-iteration budget.
     def getattr(self, obj: Any, attribute: str) -> Any:
-        budget().tick()
-        if isinstance(obj, str) and attribute in ("format", "format_map"):
+        if attribute in ("format", "format_map") and isinstance(obj, str):
             _refuse_huge_format_widths(obj)
         return super().getattr(obj, attribute)
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        budget().tick()
-        return super().getitem(obj, argument)
 
 
 def _bounded_join(parts: list[Any]) -> str:

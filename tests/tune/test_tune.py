@@ -176,6 +176,29 @@ def test_gguf_export_serves_what_was_trained(
     assert sum(passes) / len(passes) >= served["tuned"]["pass_rate"] - 2 / len(passes)
 
 
+def test_out_dir_of_another_run_is_not_resumed(tmp_path: Path) -> None:
+    """Checkpoints are resumed only under the key of the run that wrote them (model, data, template, settings)."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS))
+    out = tmp_path / "run"
+    (out / "checkpoint-3").mkdir(parents=True)
+    key = {
+        "base_model": "file:/elsewhere/other.gguf:1:1",
+        "data": "x",
+        "eval_data": "x",
+        "chat_template": "x",
+        "settings": "x",
+    }
+    (out / "selfhost-run-key.json").write_text(json.dumps(key))
+    err = _one_line_error(run("tune", "embedded", str(data), "--out", str(out), "--steps", "2", "--no-data-check"))
+    assert "holds a run of another base_model / data / eval_data / chat_template / settings" in err
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-3", "selfhost-run-key.json"]  # nothing touched
+    (out / "selfhost-run-key.json").unlink()  # a checkpoint without a key (an older or foreign run): refused too
+    assert "holds a run of another" in _one_line_error(
+        run("tune", "embedded", str(data), "--out", str(out), "--steps", "2", "--no-data-check")
+    )
+
+
 def test_tune_usage_errors(tmp_path: Path) -> None:
     assert "tune eval needs" in _one_line_error(run("tune", "eval", "--base", "embedded"))
     bad = tmp_path / "bad.jsonl"

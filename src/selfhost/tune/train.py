@@ -423,6 +423,7 @@ def train_lora(
     if not examples:
         raise UsageError("no training examples")
     _require_template(spec)
+    _claim_out_dir(out_dir, _run_key(spec, examples, eval_examples, cfg))
     model, tok = load_hf(spec, cfg.qlora)
     with _quiet():
         train_ds, long = _dataset(tok, spec, examples, cfg, sources)
@@ -478,6 +479,55 @@ def train_lora(
         (out_dir / "chat_template.jinja").write_text(spec.chat_template or "", encoding="utf-8")
         (out_dir / "selfhost-run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
+
+
+# Settings that may change when a run is continued (more steps or epochs); everything else must match.
+_CONTINUABLE = ("epochs", "steps", "checkpoint_every", "eval_every")
+RUN_KEY_FILE = "selfhost-run-key.json"
+
+
+def _run_key(
+    spec: ModelSpec,
+    examples: list[list[dict[str, Any]]],
+    eval_examples: list[list[dict[str, Any]]] | None,
+    cfg: TuneConfig,
+) -> dict[str, Any]:
+    """What a run's checkpoints were produced by: the base model file, the data, the chat template, the settings."""
+    from selfhost.quant.variants import file_identity
+
+    def digest(value: Any) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    settings = {k: v for k, v in asdict(cfg).items() if k not in _CONTINUABLE}
+    base = file_identity(spec.path) if spec.path is not None and spec.path.is_file() else str(spec.path or spec.name)
+    return {
+        "base_model": base,
+        "data": digest(examples),
+        "eval_data": digest(eval_examples or []),
+        "chat_template": digest(spec.chat_template or ""),
+        "settings": digest(settings),
+    }
+
+
+def _claim_out_dir(out_dir: Path, key: dict[str, Any]) -> None:
+    """Resume only a run made by the same model, data and settings: another run's checkpoints are refused."""
+    key_file = out_dir / RUN_KEY_FILE
+    if any(out_dir.glob("checkpoint-*")) or (out_dir / "adapter_model.safetensors").exists():
+        try:
+            held = json.loads(key_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            held = None
+        if held != key:
+            what = [k for k in key if not isinstance(held, dict) or held.get(k) != key[k]]
+            raise UsageError(
+                f"{out_dir} holds a run of another {' / '.join(what) or 'origin'}: resuming it would mix the two",
+                "pass a new --out (a run resumes only with the same model, data, template and settings)",
+            )
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from selfhost.files import write_text_atomic
+
+    write_text_atomic(key_file, json.dumps(key, indent=2) + "\n")
 
 
 def probe_training(

@@ -441,11 +441,11 @@ def test_tune_dependencies_are_optional_and_lazy(monkeypatch: pytest.MonkeyPatch
     import sys
 
     from selfhost.errors import MissingDependencyError
-    from selfhost.tune.train import _require
+    from selfhost.tune.train import require_tune_deps
 
     monkeypatch.setitem(sys.modules, "trl", None)  # as if `selfhost[tune]` were not installed
     with pytest.raises(MissingDependencyError) as err:
-        _require()
+        require_tune_deps()
     assert "pip install 'selfhost[tune]'" in str(err.value.next_step)
     # Nothing heavy is imported until a tune command runs: the CLI and every other command stay fast.
     probe = (

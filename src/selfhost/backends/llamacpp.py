@@ -20,10 +20,10 @@ from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.models.spec import ModelSpec
 from selfhost.template.render import render_chat
 
-__all__ = ["LlamaCppBackend", "LoadReport", "check_fits_in_ram"]
+__all__ = ["LlamaCppBackend", "LlamaLogCapture", "LoadReport", "check_fits_in_ram"]
 
 
-class _LogCapture:
+class LlamaLogCapture:
     """Routes llama.cpp's log callback into a buffer while a model loads (one process-wide hook)."""
 
     _lock = threading.Lock()
@@ -119,7 +119,7 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx
         proc = psutil.Process()
         rss_before = proc.memory_info().rss
-        sink = _LogCapture.start()
+        sink = LlamaLogCapture.start()
         t0 = time.perf_counter()
         try:
             self._llm = llama_cpp.Llama(
@@ -139,7 +139,7 @@ class LlamaCppBackend:
             ) from None
         finally:
             load_s = time.perf_counter() - t0
-            _LogCapture.stop()
+            LlamaLogCapture.stop()
         log = "".join(sink)
         self.load_report = LoadReport(load_s, rss_before, proc.memory_info().rss, parse_llama_log(log), log)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from selfhost.backends.llamacpp import _LogCapture
+from selfhost.backends.llamacpp import LlamaLogCapture
 from selfhost.backends.llamacpp_log import LlamaCppMemoryReport, parse_llama_log
 from selfhost.errors import BackendError
 from selfhost.fit.kv import LlamaCppKVConfig
@@ -32,13 +32,13 @@ class LlamaCppProbe:
         self.path = Path(model_path)
         self._proc = psutil.Process()
         rss0 = self._proc.memory_info().rss
-        sink = _LogCapture.start()
+        sink = LlamaLogCapture.start()
         try:
             self._model = llama_cpp.llama_model_load_from_file(
                 str(self.path).encode(), llama_cpp.llama_model_default_params()
             )
         finally:
-            _LogCapture.stop()
+            LlamaLogCapture.stop()
         if not self._model:
             raise BackendError(f"llama.cpp could not load {self.path}", "check the file with `selfhost info`")
         self.model_report = parse_llama_log("".join(sink))
@@ -64,11 +64,11 @@ class LlamaCppProbe:
         cp.swa_full = cfg.swa_full
         cp.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         rss0 = self._proc.memory_info().rss
-        sink = _LogCapture.start()
+        sink = LlamaLogCapture.start()
         try:
             ctx = lib.llama_init_from_model(self._model, cp)
         finally:
-            _LogCapture.stop()
+            LlamaLogCapture.stop()
         if not ctx:
             raise BackendError(f"llama.cpp could not create a context for {cfg}: {''.join(sink[-3:]).strip()}")
         try:

@@ -11,13 +11,13 @@ __all__ = ["gguf_token_counter"]
 def gguf_token_counter(path: Path) -> Callable[[str], int]:
     import llama_cpp
 
-    from selfhost.backends.llamacpp import _LogCapture
+    from selfhost.backends.llamacpp import LlamaLogCapture
 
-    _LogCapture.start()
+    LlamaLogCapture.start()
     try:
         vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
     finally:
-        _LogCapture.stop()
+        LlamaLogCapture.stop()
 
     def count(text: str) -> int:
         return len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))

@@ -25,13 +25,13 @@ class Tokenizer:
         if self.spec.path is not None and self.spec.source in ("gguf", "embedded", "ollama"):
             import llama_cpp
 
-            from selfhost.backends.llamacpp import _LogCapture
+            from selfhost.backends.llamacpp import LlamaLogCapture
 
-            _LogCapture.start()
+            LlamaLogCapture.start()
             try:
                 return ("llama", llama_cpp.Llama(model_path=str(self.spec.path), vocab_only=True, verbose=False))
             finally:
-                _LogCapture.stop()
+                LlamaLogCapture.stop()
         if self.spec.path is not None and (self.spec.path / "tokenizer.json").exists():
             try:
                 from tokenizers import Tokenizer as HFTokenizer

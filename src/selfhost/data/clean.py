@@ -8,26 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.data.check import CheckOptions, check_dataset
+from selfhost.data.codes import DROP_CODES
 from selfhost.data.read import read_rows
 from selfhost.errors import UsageError
 from selfhost.files import atomic_output, read_text, refuse_overwriting_inputs
 
 __all__ = ["DROP_CODES", "clean_dataset", "split_dataset"]
-
-# Removed by default: rows that cannot train anything or teach the wrong thing.
-DROP_CODES = (
-    "malformed_line",
-    "unknown_format",
-    "schema_error",
-    "empty_answer",
-    "exact_duplicate",
-    "near_duplicate",
-    "role_order",
-    "too_long",
-    "truncated_answer",
-    "leakage_exact",
-    "leakage_near",
-)
 
 
 def _raw_rows(path: Path) -> dict[int, Any]:

@@ -30,9 +30,9 @@ def logprobs(
     --kl-divergence output."""
     import llama_cpp
 
-    from selfhost.backends.llamacpp import _LogCapture
+    from selfhost.backends.llamacpp import LlamaLogCapture
 
-    _LogCapture.start()
+    LlamaLogCapture.start()
     try:
         vocab = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
         tokens = list(vocab.tokenize(text.encode("utf-8"), add_bos=True, special=False))
@@ -49,7 +49,7 @@ def logprobs(
             model_path=str(model_path), n_ctx=width + 16, n_batch=512, logits_all=True, n_threads=threads, verbose=False
         )
     finally:
-        _LogCapture.stop()
+        LlamaLogCapture.stop()
     rows = []
     targets: list[int] = []
     try:

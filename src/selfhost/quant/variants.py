@@ -63,7 +63,7 @@ def quantize(src: Path, dst: Path, name: str, threads: int = 2) -> Path:
     """Write `dst` as quantization `name` of `src` (re-quantizing a quantized source is allowed)."""
     import llama_cpp
 
-    from selfhost.backends.llamacpp import _LogCapture
+    from selfhost.backends.llamacpp import LlamaLogCapture
 
     if name not in FTYPES:
         raise UsageError(f"unknown quantization {name!r}", f"valid: {', '.join(FTYPES)}")
@@ -73,11 +73,11 @@ def quantize(src: Path, dst: Path, name: str, threads: int = 2) -> Path:
     params.nthread = threads
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".partial")
-    sink = _LogCapture.start()
+    sink = LlamaLogCapture.start()
     try:
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
     finally:
-        _LogCapture.stop()
+        LlamaLogCapture.stop()
     if rc != 0:
         tmp.unlink(missing_ok=True)
         raise BackendError(f"llama.cpp could not quantize {src.name} to {name}: {''.join(sink[-3:]).strip()}")

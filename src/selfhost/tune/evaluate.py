@@ -26,7 +26,7 @@ from selfhost.quant.run import evaluate_case
 from selfhost.quant.stats import paired_bootstrap, wilson
 from selfhost.quant.suite import Case
 from selfhost.template.render import render_chat
-from selfhost.tune.train import _quiet, _require, encode_example, load_hf
+from selfhost.tune.train import encode_example, load_hf, quiet_libraries, require_tune_deps
 
 __all__ = ["evaluate_adapter", "evaluate_adapter_llamacpp", "compare", "compare_suite"]
 
@@ -60,13 +60,13 @@ class _Transformers:
         return nullcontext() if self.adapter_on else self.model.disable_adapter()
 
     def loss(self, messages: Conversation) -> float:
-        torch = _require()
+        torch = require_tune_deps()
         ids, labels = encode_example(self.tok, self.spec, messages, None)
         with torch.no_grad(), self._side():
             return float(self.model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss)
 
     def generate(self, messages: Conversation, max_tokens: int) -> str:
-        torch = _require()
+        torch = require_tune_deps()
         prompt = _render(self.spec, messages, True)
         enc = self.tok(prompt, add_special_tokens=bool(self.spec.tokenizer.add_bos_token), return_tensors="pt")
         with torch.no_grad(), self._side():
@@ -82,10 +82,10 @@ class _LlamaCpp:
     def __init__(self, model_path: Path, lora: Path | None, spec: ModelSpec) -> None:
         import llama_cpp
 
-        from selfhost.backends.llamacpp import _LogCapture
+        from selfhost.backends.llamacpp import LlamaLogCapture
 
         self.spec = spec
-        _LogCapture.start()
+        LlamaLogCapture.start()
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(model_path),
@@ -96,7 +96,7 @@ class _LlamaCpp:
                 verbose=False,
             )
         finally:
-            _LogCapture.stop()
+            LlamaLogCapture.stop()
 
     def _tokens(self, text: str) -> list[int]:
         add_bos = bool(self.spec.tokenizer.add_bos_token)
@@ -210,7 +210,7 @@ def evaluate_adapter(
 
     examples, cases = _held_out(examples), cases or []
     model, tok = load_hf(spec)
-    with _quiet():
+    with quiet_libraries():
         peft_model = PeftModel.from_pretrained(model, str(adapter))
     peft_model.eval()
     base = _measure(_Transformers(peft_model, tok, spec, False), examples, cases, max_new_tokens)

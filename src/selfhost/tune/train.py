@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from selfhost.data.codes import PREFLIGHT_CODES, UNREADABLE_CODES
 from selfhost.errors import MissingDependencyError, UsageError
 from selfhost.models.spec import ModelSpec
 from selfhost.tune.memory import PeakMemory
@@ -44,6 +45,8 @@ __all__ = [
     "preflight",
     "probe_training",
     "with_run_template",
+    "quiet_libraries",
+    "require_tune_deps",
 ]
 
 Progress = Callable[[int, int, float], None]
@@ -71,7 +74,7 @@ class TuneConfig:
     gradient_checkpointing: bool = False
 
 
-def _require() -> Any:
+def require_tune_deps() -> Any:
     try:
         import datasets  # noqa: F401
         import peft  # noqa: F401
@@ -110,7 +113,7 @@ def _quantization_config(torch: Any) -> Any:
 def load_hf(spec: ModelSpec, qlora: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer) from a GGUF file (dequantized) or an HF directory: float32 on a CPU, bf16 on a GPU that
     supports it, NF4 with qlora."""
-    torch = _require()
+    torch = require_tune_deps()
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -191,7 +194,7 @@ def encode_example(
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_libraries() -> Iterator[None]:
     """peft, transformers, trl and datasets warn about their own internals (deprecated names they use
     themselves; a base model loaded from a GGUF has no config.json to compare vocabularies with): nothing a user
     of selfhost can act on. Their progress bars are replaced by selfhost's own."""
@@ -245,7 +248,7 @@ def load_labeled(path: Path) -> tuple[list[list[dict[str, Any]]], list[str]]:
 
     findings: list[Finding] = []
     examples, _, _ = load_examples(path, findings)
-    bad = [f for f in findings if f.code in ("malformed_line", "unknown_format", "schema_error")]
+    bad = [f for f in findings if f.code in UNREADABLE_CODES]
     if bad:
         raise UsageError(f"{path}:{bad[0].line}: {bad[0].message}", "run `selfhost data check` and fix the data")
     return [e.messages for e in examples], [f"{path}:{e.line}" for e in examples]
@@ -253,21 +256,6 @@ def load_labeled(path: Path) -> tuple[list[list[dict[str, Any]]], list[str]]:
 
 def load_conversations(path: Path) -> list[list[dict[str, Any]]]:
     return load_labeled(path)[0]
-
-
-# Findings of `selfhost data check` worth a word before training: they bias the run or its held-out numbers.
-PREFLIGHT_CODES = (
-    "exact_duplicate",
-    "near_duplicate",
-    "leakage_exact",
-    "leakage_near",
-    "empty_answer",
-    "truncated_answer",
-    "role_order",
-    "unknown_role",
-    "control_token",
-    "refusal",
-)
 
 
 def preflight(data: Path, eval_file: Path | None = None) -> dict[str, int]:
@@ -417,7 +405,7 @@ def train_lora(
     Writes adapter_config.json + adapter_model.safetensors, losses.jsonl (train loss every step, held-out loss when
     eval_examples are given), chat_template.jinja and selfhost-run.json. Ctrl-C writes a checkpoint, then raises
     KeyboardInterrupt."""
-    torch = _require()
+    torch = require_tune_deps()
     from transformers.trainer_utils import get_last_checkpoint
 
     if not examples:
@@ -425,7 +413,7 @@ def train_lora(
     _require_template(spec)
     _claim_out_dir(out_dir, _run_key(spec, examples, eval_examples, cfg))
     model, tok = load_hf(spec, cfg.qlora)
-    with _quiet():
+    with quiet_libraries():
         train_ds, long = _dataset(tok, spec, examples, cfg, sources)
         eval_ds = _dataset(tok, spec, eval_examples, cfg)[0] if eval_examples else None
     if len(train_ds) == 0:
@@ -446,7 +434,7 @@ def train_lora(
     stop = threading.Event()
     lora = _lora_config(cfg)
     t0 = time.perf_counter()
-    with _quiet():
+    with quiet_libraries():
         trainer = _trainer(model, tok, args, train_ds, eval_ds, lora, [_callback(out_dir, stop, progress)])
         with _ctrl_c_stops_gracefully(stop), PeakMemory(torch) as memory:
             result = trainer.train(resume_from_checkpoint=last)
@@ -540,13 +528,13 @@ def probe_training(
     """A few worst-case optimizer steps before a long run: every batch holds the longest conversation (cut at
     max_seq_len), so the measured peak memory bounds the real run's and the step time bounds its pace. Nothing is
     kept."""
-    torch = _require()
+    torch = require_tune_deps()
     from datasets import Dataset
     from transformers import TrainerCallback
 
     _require_template(spec)
     model, tok = load_hf(spec, cfg.qlora)
-    with _quiet():
+    with quiet_libraries():
         ds, _ = _dataset(tok, spec, examples, cfg, sources)
     if len(ds) == 0:
         raise UsageError("no example has an assistant turn to learn from")
@@ -560,7 +548,7 @@ def probe_training(
         def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
             ends.append(time.perf_counter())
 
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
+    with tempfile.TemporaryDirectory() as tmp, quiet_libraries():
         real_steps = int(_sft_config(cfg, Path(tmp), len(ds), False, torch).max_steps)
         args = _sft_config(replace(cfg, steps=steps, checkpoint_every=0), Path(tmp), len(worst), False, torch)
         trainer = _trainer(model, tok, args, worst, None, _lora_config(cfg), [StepTimes()])
@@ -587,7 +575,7 @@ def merge_adapter(spec: ModelSpec, adapter: Path, out: Path) -> dict[str, Any]:
     from peft import PeftModel
 
     model, tok = load_hf(spec)
-    with _quiet():
+    with quiet_libraries():
         merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(out), safe_serialization=True)
     if spec.chat_template:  # the template trained with travels into the merged model (and its GGUF)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from selfhost.cli.output import print_json, print_rows, stdout
+from selfhost.fit.engines import engine_names
 from selfhost.units import fmt_bytes
 
 
@@ -24,7 +25,7 @@ from selfhost.units import fmt_bytes
 )
 @click.option("--parallel", type=int, default=1, show_default=True, help="Parallel slots / concurrent sequences.")
 @click.option("--kv-type", default="f16", show_default=True, help="KV cache type: f16, bf16, q8_0, q4_0 (vLLM: fp8).")
-@click.option("--engine", type=click.Choice(["llama.cpp", "ollama", "vllm"]), default="llama.cpp", show_default=True)
+@click.option("--engine", type=click.Choice(engine_names()), default="llama.cpp", show_default=True)
 @click.option("--n-gpu-layers", "-ngl", type=int, default=None, help="llama.cpp layers on GPU (default: all that fit).")
 @click.option("--n-cpu-moe", type=int, default=0, help="llama.cpp: keep the experts of the first N layers in RAM.")
 @click.option("--no-flash-attn", is_flag=True, help="Plan without flash attention (bigger compute buffer).")
@@ -67,9 +68,10 @@ def fit(
 ) -> None:
     """Memory plan for MODEL: weights + KV cache + buffers per device, max context per quantization,
     the recommended configuration, speed ceilings and launch commands."""
+    from selfhost.fit.engines import get_engine
     from selfhost.fit.kv import LlamaCppKVConfig
     from selfhost.fit.plan import FitRequest
-    from selfhost.fit.solve import fit_answer, ollama_default_context
+    from selfhost.fit.solve import fit_answer
     from selfhost.fit.verify import compare_log, verify_llamacpp
     from selfhost.hardware.membw import measure_memory_bandwidth
     from selfhost.hardware.select import host_device, select_devices
@@ -78,12 +80,7 @@ def fit(
     spec = resolve_model(model)
     gpus = select_devices(gpu, gpu_count)
     bandwidth = None if gpus else measure_memory_bandwidth()
-    if n_ctx is not None:
-        ctx = n_ctx
-    elif engine == "ollama":
-        ctx = ollama_default_context(gpus, spec.context_length)
-    else:
-        ctx = min(8192, spec.context_length or 8192)
+    ctx = n_ctx if n_ctx is not None else get_engine(engine).default_context(spec, gpus)
     req = FitRequest(
         quant=quant,
         n_ctx=ctx,

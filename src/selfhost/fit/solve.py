@@ -3,15 +3,14 @@ speed bounds and ready-to-paste launch commands."""
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import replace
 from typing import Any
 
 from selfhost.errors import UsageError
+from selfhost.fit.engines import engine_names, get_engine
+from selfhost.fit.engines.ollama import ollama_default_context
 from selfhost.fit.kv import kv_bytes_per_token
 from selfhost.fit.plan import FitPlan, FitRequest, plan
-from selfhost.fit.weights import FILE_BPW, QUANT_ORDER
-from selfhost.hardware.catalog import Device
 from selfhost.models.spec import ModelSpec
 
 __all__ = [
@@ -24,45 +23,18 @@ __all__ = [
     "fit_answer",
 ]
 
-CTX_STEP = 256
-
 
 def candidate_quants(spec: ModelSpec, engine: str) -> list[str]:
-    if engine == "vllm":
-        return ["BF16", "FP8"]
-    quants = list(QUANT_ORDER)
-    if spec.tensors and spec.file_type and spec.file_type.upper() not in FILE_BPW:
-        quants.append(spec.file_type.upper())  # the file's own quantization, exact
-    return quants
+    return get_engine(engine).candidate_quants(spec)
 
 
 def _full_offload(spec: ModelSpec, req: FitRequest) -> FitRequest:
-    return replace(req, n_gpu_layers=spec.n_layers + 1) if req.gpus and req.engine != "vllm" else req
-
-
-def _fits(spec: ModelSpec, req: FitRequest) -> bool:
-    try:
-        return plan(spec, req).fits
-    except UsageError:
-        return False
+    return get_engine(req.engine).full_offload(spec, req)
 
 
 def max_context(spec: ModelSpec, req: FitRequest, quant: str) -> int:
     """Largest context (multiple of 256, up to the model's limit) that fits entirely on the devices."""
-    limit = spec.context_length or 131072
-    base = _full_offload(spec, replace(req, quant=quant))
-    if req.engine == "vllm":
-        p = plan(spec, replace(base, n_ctx=min(limit, req.n_ctx)))
-        tokens = p.kv_capacity_tokens or 0
-        return min(limit, tokens // req.parallel // CTX_STEP * CTX_STEP)
-    lo, hi = 0, limit // CTX_STEP
-    while lo < hi:  # memory grows monotonically with context
-        mid = (lo + hi + 1) // 2
-        if _fits(spec, replace(base, n_ctx=mid * CTX_STEP)):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo * CTX_STEP
+    return get_engine(req.engine).max_context(spec, req, quant)
 
 
 def fit_table(
@@ -109,9 +81,10 @@ def speed_bounds(spec: ModelSpec, p: FitPlan, req: FitRequest, host_bandwidth: f
         "bandwidth_source": None,
     }
     active_params = spec.active_parameters or spec.parameters
-    if req.gpus and (p.engine == "vllm" or (p.n_gpu_layers or 0) > spec.n_layers):
+    tensor_parallel = get_engine(p.engine).tensor_parallel
+    if req.gpus and (tensor_parallel or (p.n_gpu_layers or 0) > spec.n_layers):
         gpus = req.gpus[: (p.detail.get("tensor_parallel") or len(req.gpus))]
-        if p.engine == "vllm":  # tensor parallel: every GPU reads its shard at the same time
+        if tensor_parallel:  # every GPU reads its shard at the same time
             bw = sum(g.bandwidth_bytes_per_s or 0 for g in gpus)
         else:  # layer split: GPUs take turns
             bw = (
@@ -119,7 +92,7 @@ def speed_bounds(spec: ModelSpec, p: FitPlan, req: FitRequest, host_bandwidth: f
                 if len(gpus) == 1
                 else (1 / sum((1 / len(gpus)) / (g.bandwidth_bytes_per_s or 1) for g in gpus))
             )
-        flops = sum(g.fp16_flops or 0 for g in gpus) if p.engine == "vllm" else min(g.fp16_flops or 0 for g in gpus)
+        flops = sum(g.fp16_flops or 0 for g in gpus) if tensor_parallel else min(g.fp16_flops or 0 for g in gpus)
         out["bandwidth_source"] = ", ".join(sorted({g.source for g in gpus}))
         out["decode_tokens_per_s_upper_bound"] = bw / per_token if bw else None
         out["prefill_tokens_per_s_upper_bound"] = flops / (2 * active_params) if flops else None
@@ -130,48 +103,8 @@ def speed_bounds(spec: ModelSpec, p: FitPlan, req: FitRequest, host_bandwidth: f
 
 
 def launch_commands(spec: ModelSpec, p: FitPlan, req: FitRequest) -> dict[str, str]:
-    # A GGUF path when there is one; otherwise a placeholder for the file the user downloads.
-    where = str(spec.path) if spec.path and spec.source != "hf" else f"./{spec.name}-{p.quant}.gguf"
-    q = shlex.quote
-    out: dict[str, str] = {}
-    if not req.gpus:
-        ngl = 0
-    elif req.engine == "llama.cpp" and p.n_gpu_layers is not None:
-        ngl = p.n_gpu_layers
-    else:
-        ngl = 999
-    kv = p.kv_type if p.kv_type in ("f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "bf16") else "f16"
-    ctx_total = req.n_ctx * req.parallel
-    llama = [
-        f"llama-server -m {q(where)}",
-        f"-c {ctx_total}",
-        f"-np {req.parallel}",
-        f"-ngl {ngl}",
-        f"--n-cpu-moe {req.n_cpu_moe}" if req.n_cpu_moe else "",
-        "-fa on" if req.flash_attn else "-fa off",
-        f"--cache-type-k {kv} --cache-type-v {kv}",
-        "--host 127.0.0.1 --port 8080",
-    ]
-    out["llama.cpp"] = (
-        " ".join(x for x in llama if x) + f"   # -c is the total: {req.parallel} slot(s) × {req.n_ctx} tokens"
-    )
-    env = [f"OLLAMA_NUM_PARALLEL={req.parallel}", "OLLAMA_FLASH_ATTENTION=1" if req.flash_attn else ""]
-    if kv != "f16":
-        env.append(f"OLLAMA_KV_CACHE_TYPE={kv}")
-    out["ollama"] = (
-        f"printf 'FROM {where}\\nPARAMETER num_ctx {req.n_ctx}\\n' > Modelfile && "
-        f"ollama create {spec.name.lower().replace(' ', '-')} -f Modelfile && "
-        f"{' '.join(e for e in env if e)} ollama serve"
-        "   # num_ctx is per request; Ollama allocates num_ctx × OLLAMA_NUM_PARALLEL"
-    )
-    repo = spec.extra.get("hf_repo") or (str(spec.path) if spec.source == "hf" else spec.name)
-    tp = len(req.gpus) if req.gpus else 1
-    vkv = " --kv-cache-dtype fp8" if req.kv_type in ("fp8", "q8_0") else ""
-    out["vllm"] = (
-        f"vllm serve {q(str(repo))} --max-model-len {req.n_ctx} --max-num-seqs {req.parallel} "
-        f"--gpu-memory-utilization {req.gpu_memory_utilization} --tensor-parallel-size {tp}{vkv}"
-    )
-    return out
+    """The command that serves this plan, for every engine fit knows."""
+    return {name: get_engine(name).launch_command(spec, p, req) for name in engine_names()}
 
 
 def fit_answer(
@@ -221,11 +154,3 @@ def fit_answer(
         }
     )
     return d
-
-
-def ollama_default_context(gpus: tuple[Device, ...], model_limit: int) -> int:
-    """The num_ctx Ollama picks when none is set: 4k below 23 GiB of VRAM, 32k from 23 GiB, 256k from 47 GiB
-    (ollama server/routes.go, 2025-11), never above what the model was trained for."""
-    vram = sum(g.memory_bytes for g in gpus) / 1024**3
-    ctx = 262144 if vram >= 47 else 32768 if vram >= 23 else 4096
-    return min(ctx, model_limit or ctx)

@@ -1,0 +1,122 @@
+"""vLLM: it budgets gpu_memory_utilization × each GPU's memory and gives what is left after weights, the
+profiled activation peak, non-torch memory and CUDA graphs to the KV cache, in tokens; tensor parallel splits
+weights and KV heads over GPUs that all read at once."""
+
+from __future__ import annotations
+
+import shlex
+
+from selfhost.errors import UsageError
+from selfhost.fit.engines.base import GIB, Engine, register
+from selfhost.fit.kv import kv_bytes_per_token
+from selfhost.fit.plan import CTX_STEP, DevicePlan, FitPlan, FitRequest
+from selfhost.fit.weights import WeightsPlan
+from selfhost.models.spec import ModelSpec
+
+__all__ = ["VllmEngine", "VLLM_ACTIVATION_BYTES", "VLLM_NON_TORCH_BYTES", "VLLM_CUDA_GRAPH_BYTES"]
+
+# vLLM profiled activation peak at default max_num_batched_tokens, H100, from llm-d config_explorer
+# empirical-vllm-memory-results.md: Llama-3.1-8B 4.76 GiB, Qwen3-0.6B 5.56 GiB, gpt-oss-20b (MoE) 7.38 GiB.
+VLLM_ACTIVATION_BYTES = {"dense": int(4.8 * GIB), "qwen3": int(5.6 * GIB), "moe": int(8.0 * GIB)}
+VLLM_NON_TORCH_BYTES = {1: int(0.15 * GIB), 2: int(0.6 * GIB)}  # same source: TP1 vs TP>=2
+VLLM_CUDA_GRAPH_BYTES = int(0.4 * GIB)  # same source: -0.45 .. +0.39 GiB observed; assumed upper end
+
+
+class VllmEngine(Engine):
+    name = "vllm"
+    tensor_parallel = True
+
+    def validate(self, spec: ModelSpec, req: FitRequest) -> None:
+        if not req.gpus:
+            raise UsageError("vLLM needs at least one GPU", "name one with --gpu, e.g. --gpu H100")
+        from selfhost.fit.kv import row_bytes
+
+        row_bytes(req.kv_type, spec.head_dim)  # unknown KV type / incompatible row size -> UsageError
+
+    def candidate_quants(self, spec: ModelSpec) -> list[str]:
+        return ["BF16", "FP8"]
+
+    def max_context(self, spec: ModelSpec, req: FitRequest, quant: str) -> int:
+        """vLLM reports its KV capacity in tokens: the largest context is that over the parallel sequences."""
+        from dataclasses import replace
+
+        limit = spec.context_length or 131072
+        p = self.plan(spec, replace(self.full_offload(spec, replace(req, quant=quant)), n_ctx=min(limit, req.n_ctx)))
+        tokens = p.kv_capacity_tokens or 0
+        return min(limit, tokens // req.parallel // CTX_STEP * CTX_STEP)
+
+    def plan(self, spec: ModelSpec, req: FitRequest) -> FitPlan:
+        tp = req.tensor_parallel or len(req.gpus)
+        if tp > len(req.gpus):
+            raise UsageError(f"tensor parallel {tp} needs {tp} GPUs; {len(req.gpus)} given", "add --gpus or lower --tp")
+        if spec.n_heads % tp:
+            raise UsageError(f"tensor parallel {tp} does not divide {spec.name}'s {spec.n_heads} attention heads")
+        quant = (req.quant or "BF16").upper()
+        if spec.source == "hf" and spec.tensors and quant in ("BF16", "F16", (spec.file_type or "").upper()):
+            w = WeightsPlan(quant, spec.weights_bytes or 0, True, "sum of the safetensors tensor bytes")
+        elif quant in ("BF16", "F16", "FP8"):
+            bits = 8.0 if quant == "FP8" else 16.0
+            total = spec.parameters - int(spec.extra.get("vision_parameters") or 0)
+            w = WeightsPlan(quant, int(total * bits / 8), False, f"{total:,} parameters × {bits} bits")
+        else:
+            raise UsageError(f"vLLM plans support BF16, F16 and FP8 weights, not {quant}")
+        kv_elem = {"f16": "f16", "bf16": "bf16", "fp8": "q8_0", "auto": "f16"}.get(req.kv_type, req.kv_type)
+        kv_bytes_elem = 1 if req.kv_type in ("fp8", "fp8_e4m3", "fp8_e5m2") else 2
+        # Per rank, KV heads are split over TP (replicated when there are fewer heads than ranks).
+        kv_tok = kv_bytes_per_token(spec, "f16", context=req.n_ctx) * kv_bytes_elem / 2
+        if not spec.mla:
+            kv_tok = kv_tok * max(1, spec.n_kv_heads // tp) / spec.n_kv_heads
+        family = "moe" if spec.is_moe else ("qwen3" if spec.architecture.startswith("qwen3") else "dense")
+        act = VLLM_ACTIVATION_BYTES[family]
+        non_torch = VLLM_NON_TORCH_BYTES[1 if tp == 1 else 2]
+        devices: list[DevicePlan] = []
+        capacity_tokens = None
+        for i, g in enumerate(req.gpus[:tp]):
+            budget = int(g.memory_bytes * req.gpu_memory_utilization)
+            fixed = {
+                "weights": w.bytes // tp,
+                "activation_peak": act,
+                "non_torch": non_torch,
+                "cuda_graphs": VLLM_CUDA_GRAPH_BYTES,
+            }
+            kv_budget = budget - sum(fixed.values())
+            tokens = max(0, int(kv_budget // kv_tok)) if kv_tok else 0
+            capacity_tokens = tokens if capacity_tokens is None else min(capacity_tokens, tokens)
+            need = int(req.n_ctx * req.parallel * kv_tok)
+            devices.append(
+                DevicePlan(f"{g.name} #{i} (×{req.gpu_memory_utilization} budget)", budget, fixed | {"kv_cache": need})
+            )
+        plan_ = FitPlan(
+            engine=self.name,
+            quant=quant,
+            n_ctx=req.n_ctx,
+            parallel=req.parallel,
+            kv_type=kv_elem,
+            weights=w,
+            kv_cache_bytes=int(req.n_ctx * req.parallel * kv_tok) * tp,
+            compute_bytes=act * tp,
+            overhead_bytes=(non_torch + VLLM_CUDA_GRAPH_BYTES) * tp,
+            per_device=devices,
+            kv_capacity_tokens=capacity_tokens,
+            notes=[
+                f"vLLM budgets gpu_memory_utilization ({req.gpu_memory_utilization}) × total memory per GPU and gives "
+                "what is left after weights, activation peak and CUDA graphs to the KV cache",
+                f"activation peak {act / GIB:.1f} GiB: llm-d empirical profile for {family} models (assumed)",
+                f"KV capacity {capacity_tokens:,} tokens = max concurrency "
+                f"{(capacity_tokens or 0) / req.n_ctx:.2f}× at max_model_len {req.n_ctx:,}",
+            ],
+            detail={"tensor_parallel": tp, "kv_bytes_per_token_per_rank": kv_tok},
+        )
+        return plan_
+
+    def launch_command(self, spec: ModelSpec, p: FitPlan, req: FitRequest) -> str:
+        repo = spec.extra.get("hf_repo") or (str(spec.path) if spec.source == "hf" else spec.name)
+        tp = len(req.gpus) if req.gpus else 1
+        vkv = " --kv-cache-dtype fp8" if req.kv_type in ("fp8", "q8_0") else ""
+        return (
+            f"vllm serve {shlex.quote(str(repo))} --max-model-len {req.n_ctx} --max-num-seqs {req.parallel} "
+            f"--gpu-memory-utilization {req.gpu_memory_utilization} --tensor-parallel-size {tp}{vkv}"
+        )
+
+
+register(VllmEngine())

@@ -68,45 +68,26 @@ def fit(
 ) -> None:
     """Memory plan for MODEL: weights + KV cache + buffers per device, max context per quantization,
     the recommended configuration, speed ceilings and launch commands."""
-    from selfhost.fit.engines import get_engine
-    from selfhost.fit.kv import LlamaCppKVConfig
-    from selfhost.fit.plan import FitRequest
-    from selfhost.fit.solve import fit_answer
-    from selfhost.fit.verify import compare_log, verify_llamacpp
-    from selfhost.hardware.membw import measure_memory_bandwidth
-    from selfhost.hardware.select import host_device, select_devices
-    from selfhost.models.resolve import resolve_model
+    from selfhost.fit.run import FitOptions, fit_model
 
-    spec = resolve_model(model)
-    gpus = select_devices(gpu, gpu_count)
-    bandwidth = None if gpus else measure_memory_bandwidth()
-    ctx = n_ctx if n_ctx is not None else get_engine(engine).default_context(spec, gpus)
-    req = FitRequest(
+    options = FitOptions(
+        gpu=gpu,
+        gpus=gpu_count,
         quant=quant,
-        n_ctx=ctx,
+        ctx=n_ctx,
         parallel=parallel,
         kv_type=kv_type,
         engine=engine,
-        gpus=gpus,
-        host=host_device(bandwidth),
         n_gpu_layers=n_gpu_layers,
         n_cpu_moe=n_cpu_moe,
         flash_attn=not no_flash_attn,
         kv_unified=kv_unified,
-        gpu_memory_utilization=gpu_util,
-        tensor_parallel=tp,
+        gpu_util=gpu_util,
+        tp=tp,
+        verify=verify,
+        from_log=log_path,
     )
-    answer = fit_answer(spec, req, host_bandwidth=bandwidth)
-    if gpu is not None and gpu.lower() == "auto" and not gpus:
-        from selfhost.hardware.detect import nvml_status
-
-        why = nvml_status() or "NVML lists no GPUs"
-        answer.setdefault("notes", []).insert(0, f"--gpu auto: no GPU visible ({why}); planned for this machine's RAM")
-    if verify:
-        cfg = LlamaCppKVConfig(ctx * parallel, parallel, kv_type, kv_type, kv_unified=kv_unified)
-        answer["verify"] = verify_llamacpp(spec, cfg, flash_attn=not no_flash_attn)
-    if log_path is not None:
-        answer["from_log"] = compare_log(spec, log_path, req)
+    answer = fit_model(model, options)
     if as_json:
         print_json(answer)
         return

@@ -33,6 +33,7 @@ class LoadSpec:
     warmup: int = 0
     seed: int = 0
     schedule: tuple[float, ...] | None = None  # open loop at these offsets (s) from the start: a replayed trace
+    first_id: int = 0  # request ids start here (each --workers process gets its own range)
 
 
 @dataclass
@@ -112,7 +113,7 @@ async def run_load(
 
     async def one(i: int, scheduled: float, sem: asyncio.Semaphore | None) -> None:
         nonlocal in_flight
-        rec = RequestRecord(id=i, scheduled_t=scheduled, warmup=i < spec.warmup)
+        rec = RequestRecord(id=spec.first_id + i, scheduled_t=scheduled, warmup=i < spec.warmup)
         if sem is not None:
             await sem.acquire()
         in_flight += 1

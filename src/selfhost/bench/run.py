@@ -43,6 +43,7 @@ class BenchConfig:
     records_path: Path = Path("bench-requests.jsonl")
     slo: dict[str, float] | None = None
     ignore_eos: bool = True
+    workers: int = 1  # client processes sharing the load (one Python process saturates near one core)
 
 
 def _base(url: str) -> str:
@@ -121,7 +122,9 @@ def _prompts(cfg: BenchConfig, n: int, count_tokens: Callable[[str], int] | None
     )
 
 
-async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> dict[str, Any]:
+async def _run(
+    cfg: BenchConfig, count_tokens: Callable[[str], int] | None
+) -> tuple[dict[str, Any], list[RequestRecord], LoadStats]:
     url = _base(cfg.url)
     key = cfg.api_key or os.environ.get("OPENAI_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -219,7 +222,7 @@ async def _run(cfg: BenchConfig, count_tokens: Callable[[str], int] | None) -> d
             "clock_origin_perf_counter": origin[0] if origin else None,
         }
     )
-    return summary
+    return summary, records, load
 
 
 def _event_loop_run(coro: Any) -> Any:
@@ -234,7 +237,17 @@ def _event_loop_run(coro: Any) -> Any:
 def run_bench(cfg: BenchConfig, count_tokens: Callable[[str], int] | None = None) -> dict[str, Any]:
     if not cfg.url.startswith(("http://", "https://")):
         raise UsageError(f"bench target {cfg.url!r} is not a URL", "pass http://HOST:PORT, or `embedded`")
-    return _event_loop_run(_run(cfg, count_tokens))
+    if cfg.workers > 1:
+        from selfhost.bench.workers import run_workers
+
+        return run_workers(cfg, count_tokens)
+    return _event_loop_run(_run(cfg, count_tokens))[0]
+
+
+def run_one_worker(cfg: BenchConfig) -> tuple[dict[str, Any], list[RequestRecord], LoadStats]:
+    """One client process's share of a multi-process run (bench/workers.py); its records are returned with
+    their absolute perf_counter times, which every process on the machine shares (CLOCK_MONOTONIC)."""
+    return _event_loop_run(_run(cfg, None))  # type: ignore[no-any-return]
 
 
 def _at_level(cfg: BenchConfig, by: str, level: float) -> BenchConfig:

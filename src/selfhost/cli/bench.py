@@ -111,6 +111,13 @@ def _slo(text: str | None) -> dict[str, float] | None:
 @click.option("--tokenizer", default=None, help="MODEL whose tokenizer sizes prompts and counts tokens.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Client processes sharing the load (records merged), for servers one Python process cannot saturate.",
+)
+@click.option(
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -145,6 +152,7 @@ def bench(
     search_max: float | None,
     tokenizer: str | None,
     seed: int,
+    workers: int,
     html_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -202,6 +210,7 @@ def bench(
         timeout_s=timeout,
         records_path=records_path,
         slo=_slo(slo),
+        workers=workers,
     )
     levels, by = (rates, "rate") if rates else (conc or [1], "concurrency")
     if len(inputs) > 1:

@@ -102,6 +102,7 @@ RANGES: dict[str, Range] = {
     "--checkpoint-every": Range(0, 1e9),
     "--eval-every": Range(0, 1e9),
     "--max-tokens": Range(1, 1e7),
+    "--workers": Range(1, 64),
     "data split --eval-fraction": _positive(1),
 }
 # Exclusive upper bounds where a value of exactly hi is meaningless.

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from selfhost.bench.workload import jsonl_prompts, trace_prompts
 from selfhost.data.read import read_rows
 from selfhost.errors import SelfhostError
+from selfhost.evals.suite import load_suite
 from selfhost.files import parse_json, read_text
 from selfhost.models.resolve import resolve_model
-from selfhost.quant.suite import load_suite
 from selfhost.template.render import render_chat
 from tests.hostile.inputs import _gguf
 

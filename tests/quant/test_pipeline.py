@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from selfhost.errors import ModelNotFoundError, UsageError
+from selfhost.evals.suite import Case, default_suite
 from selfhost.quant.kld import default_text
 from selfhost.quant.run import QuantConfig, run_quant
-from selfhost.quant.suite import Case, default_suite
 from selfhost.quant.variants import Variant, make_variants
 from tests.cli.test_info_cli import _one_line_error, run
 

@@ -597,10 +597,10 @@ def cost_section(bench_runs: Sequence[dict[str, Any]], bench_source: str) -> Sec
 
 def quant_section(spec: ModelSpec, out_dir: Path, names: Sequence[str], every: int = 4) -> Section:
     """`selfhost quant` on a slice of its default suite (every `every`-th case, across all categories)."""
+    from selfhost.evals.suite import default_suite
     from selfhost.models.resolve import local_gguf_path
     from selfhost.quant.kld import default_text
     from selfhost.quant.run import QuantConfig, run_quant
-    from selfhost.quant.suite import default_suite
     from selfhost.quant.variants import make_variants
 
     cases = default_suite()[::every]

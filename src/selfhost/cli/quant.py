@@ -72,11 +72,11 @@ def quant(
     """Make variants, run your suite on each, measure KL divergence, and recommend the smallest that passes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from selfhost.evals.suite import default_suite, load_suite
     from selfhost.files import read_text
     from selfhost.models.resolve import local_gguf_path, resolve_model
     from selfhost.quant.kld import default_text
     from selfhost.quant.run import Gates, QuantConfig, run_quant
-    from selfhost.quant.suite import default_suite, load_suite
     from selfhost.quant.variants import FTYPES, Variant, make_variants, parse_endpoint
 
     spec = resolve_model(model)

@@ -30,7 +30,7 @@ def _base_of(base: str | None, adapter: Path) -> Any:
 def _eval(
     base: str | None, adapter: Path | None, eval_data: Path | None, suite: str | None, engine: str, as_json: bool
 ) -> None:
-    from selfhost.quant.suite import default_suite, load_suite
+    from selfhost.evals.suite import default_suite, load_suite
     from selfhost.tune.evaluate import evaluate_adapter, evaluate_adapter_llamacpp
 
     if adapter is None or eval_data is None:

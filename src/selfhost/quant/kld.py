@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["default_text", "logprobs", "log_softmax", "compare_distributions", "summarize"]
+from selfhost.evals.logits import log_softmax
+
+__all__ = ["default_text", "logprobs", "compare_distributions", "summarize"]
 
 
 def default_text() -> str:
@@ -62,13 +64,6 @@ def logprobs(
     finally:
         llm.close()
     return targets, log_softmax(np.concatenate(rows)).astype(np.float32)
-
-
-def log_softmax(logits: Any) -> Any:
-    """Row-wise log-probabilities of a (positions × vocabulary) float64 array, in place and stable."""
-    logits -= logits.max(axis=1, keepdims=True)
-    logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return logits
 
 
 def compare_distributions(ref_next: list[int], ref: Any, var_next: list[int], var: Any) -> dict[str, Any]:

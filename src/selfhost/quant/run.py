@@ -15,10 +15,10 @@ from typing import Any
 
 from selfhost.backends.base import GenerationParams, collect
 from selfhost.errors import BackendError, ModelNotFoundError, UsageError
-from selfhost.quant.checks import run_check
+from selfhost.evals.checks import evaluate_case
+from selfhost.evals.stats import paired_bootstrap, wilson
+from selfhost.evals.suite import Case
 from selfhost.quant.kld import compare_distributions, logprobs, summarize
-from selfhost.quant.stats import paired_bootstrap, wilson
-from selfhost.quant.suite import Case
 from selfhost.quant.variants import Variant
 
 __all__ = ["Gates", "QuantConfig", "run_quant", "evaluate_case"]
@@ -54,17 +54,6 @@ def _check_schemas(cases: list[Case]) -> None:
                         f"case {c.id!r}: its schema is not valid JSON Schema: {exc.message}",
                         "fix the schema (https://json-schema.org)",
                     ) from None
-
-
-def evaluate_case(case: Case, output: str, reference_output: str | None) -> dict[str, bool]:
-    out = {}
-    for i, chk in enumerate(case.checks):
-        key = f"{i}:{chk['type']}"
-        if chk["type"] == "agreement":
-            out[key] = reference_output is not None and output.strip() == reference_output.strip()
-        else:
-            out[key] = run_check(output, chk)
-    return out
 
 
 def item_key(v: Variant, case: Case, n_ctx: int) -> str:

@@ -20,11 +20,11 @@ import numpy as np
 
 from selfhost.data.check import normalize
 from selfhost.errors import UsageError
+from selfhost.evals.checks import evaluate_case
+from selfhost.evals.logits import log_softmax
+from selfhost.evals.stats import paired_bootstrap, wilson
+from selfhost.evals.suite import Case
 from selfhost.models.spec import ModelSpec
-from selfhost.quant.kld import log_softmax
-from selfhost.quant.run import evaluate_case
-from selfhost.quant.stats import paired_bootstrap, wilson
-from selfhost.quant.suite import Case
 from selfhost.template.render import render_chat
 from selfhost.tune.train import encode_example, load_hf, quiet_libraries, require_tune_deps
 

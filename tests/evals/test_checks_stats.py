@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from selfhost.errors import UsageError
-from selfhost.quant.checks import CHECKS, run_check
-from selfhost.quant.run import evaluate_case
-from selfhost.quant.stats import paired_bootstrap, wilson
-from selfhost.quant.suite import Case, default_suite, load_suite
+from selfhost.evals.checks import CHECKS, evaluate_case, run_check
+from selfhost.evals.stats import paired_bootstrap, wilson
+from selfhost.evals.suite import Case, default_suite, load_suite
 
 SCHEMA = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
 CASES = [  # (check, passing output, failing output)

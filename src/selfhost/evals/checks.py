@@ -7,9 +7,12 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["CHECKS", "run_check", "validate_check"]
+if TYPE_CHECKING:
+    from selfhost.evals.suite import Case
+
+__all__ = ["CHECKS", "run_check", "validate_check", "evaluate_case"]
 
 
 def _json_value(text: str) -> Any:
@@ -132,3 +135,15 @@ def _is_finite_number(v: Any) -> bool:
 
 def run_check(output: str, c: dict[str, Any]) -> bool:
     return bool(CHECKS[c["type"]][1](output, c))
+
+
+def evaluate_case(case: Case, output: str, reference_output: str | None) -> dict[str, bool]:
+    """Each check of the case on one output; `agreement` compares with the reference variant's output."""
+    out = {}
+    for i, chk in enumerate(case.checks):
+        key = f"{i}:{chk['type']}"
+        if chk["type"] == "agreement":
+            out[key] = reference_output is not None and output.strip() == reference_output.strip()
+        else:
+            out[key] = run_check(output, chk)
+    return out

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.errors import UsageError
+from selfhost.evals.checks import validate_check
 from selfhost.files import BadInputError, parse_json, read_text
-from selfhost.quant.checks import validate_check
 
 __all__ = ["Case", "load_suite", "default_suite"]
 

@@ -158,8 +158,8 @@ def test_check_cost_section(check_run: tuple[subprocess.CompletedProcess[str], P
 
 def test_quant_section_compares_variants(smollm2_path: Path, tmp_path: Path) -> None:
     """What `selfhost check --quant Q8_0,Q2_K` adds to the report (the section alone: the rest is above)."""
-    from selfhost.check.sections import quant_section
     from selfhost.models.gguf_spec import spec_from_gguf
+    from selfhost.quant.section import quant_section
 
     s = quant_section(spec_from_gguf(smollm2_path), tmp_path, ["Q8_0", "Q2_K"], every=16)
     by = {v["name"]: v for v in s.data["variants"]}

@@ -11,24 +11,20 @@ from pathlib import Path
 from selfhost import __version__
 from selfhost.backends.base import GenerationParams
 from selfhost.backends.llamacpp import LlamaCppBackend
+from selfhost.backends.section import DEFAULT_PROMPTS, generation_section, load_section
 from selfhost.backends.server import LlamaCppServer
-from selfhost.check.sections import (
-    DEFAULT_PROMPTS,
-    bench_section,
-    context_section,
-    cost_section,
-    fit_section,
-    generation_section,
-    host_section,
-    load_section,
-    model_section,
-    quant_section,
-    template_section,
-)
+from selfhost.bench.section import bench_section
+from selfhost.context.section import context_section
+from selfhost.cost.section import cost_section
+from selfhost.fit.section import fit_section
 from selfhost.hardware.detect import detect_host
 from selfhost.hardware.membw import measure_memory_bandwidth
+from selfhost.hardware.section import host_section
 from selfhost.models.resolve import resolve_model
+from selfhost.models.section import model_section
+from selfhost.quant.section import quant_section
 from selfhost.report.section import Report, Section
+from selfhost.template.section import template_section
 
 __all__ = ["CheckConfig", "run_check"]
 

@@ -245,7 +245,7 @@ def bench(
     if search is not None:
         result["slo_search"] = {k: v for k, v in search.items() if k != "runs"}
     if html_path is not None:
-        from selfhost.check.sections import bench_runs_section
+        from selfhost.bench.section import bench_runs_section
         from selfhost.report.html import write_html
         from selfhost.report.section import Report
 

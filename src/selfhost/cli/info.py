@@ -14,8 +14,8 @@ from selfhost.units import fmt_bytes, fmt_count
 @click.option("--tensors", is_flag=True, help="Also list every tensor with its type and exact bytes.")
 def info(model: str | None, as_json: bool, tensors: bool) -> None:
     """What a model is: architecture, attention facts, tensor types and bytes, tokenizer, template."""
-    from selfhost.check.sections import model_section
     from selfhost.models.resolve import resolve_model
+    from selfhost.models.section import model_section
 
     spec = resolve_model(model)
     if as_json:

@@ -1,0 +1,49 @@
+"""Quantization in the check report: variants made here, pass rates and KL divergence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from selfhost.models.spec import ModelSpec
+from selfhost.report.plots import bar_chart
+from selfhost.report.section import Section
+from selfhost.units import fmt_bytes
+
+__all__ = ["quant_section"]
+
+
+def quant_section(spec: ModelSpec, out_dir: Path, names: Sequence[str], every: int = 4) -> Section:
+    """`selfhost quant` on a slice of its default suite (every `every`-th case, across all categories)."""
+    from selfhost.evals.suite import default_suite
+    from selfhost.models.resolve import local_gguf_path
+    from selfhost.quant.kld import default_text
+    from selfhost.quant.run import QuantConfig, run_quant
+    from selfhost.quant.variants import make_variants
+
+    cases = default_suite()[::every]
+    variants = make_variants(local_gguf_path(spec), out_dir / "variants", list(names), spec.file_type)
+    r = run_quant(QuantConfig(variants, cases, default_text(), out_dir / "items.jsonl"))
+    rows = []
+    for v in r["variants"]:
+        d = v["difference_vs_reference"]
+        rows.append(
+            (
+                v["name"],
+                f"{fmt_bytes(v['file_bytes'])}; pass {v['pass_rate']:.0%} (Δ {d['difference']:+.0%}, "
+                f"CI {d['ci_low']:+.0%}…{d['ci_high']:+.0%}); KLD {v['kld_mean']:.3f}, top-1 "
+                f"{v['top1_agreement']:.0%}; {v['tokens_per_s'] or 0:.0f} tok/s",
+            )
+        )
+    rows.append(("recommended", f"{r['recommended']}: {r['recommendation']['why']}"))
+    labels = [v["name"] for v in r["variants"]]
+    plots = [
+        bar_chart(labels, [100 * v["pass_rate"] for v in r["variants"]], title="Suite pass rate", unit="%"),
+        bar_chart(labels, [v["kld_mean"] for v in r["variants"]], title="Mean KL divergence vs reference", unit=""),
+    ]
+    notes = [
+        f"{len(cases)} of the default suite's {len(default_suite())} cases; `selfhost quant` runs them all, "
+        "or your own suite.",
+        f"The reference is {r['reference']['note']}." if r["reference"]["note"] else "",
+    ]
+    return Section("quant", "Which quantization", r, rows, plots, [n for n in notes if n])

@@ -27,11 +27,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from selfhost.cli import bench, check, context, cost, data, fit, info, quant, template, tune
+    from selfhost.cli import bench, check, context, cost, data, fit, info, quant, serve, template, tune
 
     cli.add_command(bench.bench)
-    cli.add_command(bench.serve)
-    cli.add_command(bench.mock_server)
+    cli.add_command(serve.serve)
+    cli.add_command(serve.mock_server)
     cli.add_command(context.context)
     cli.add_command(data.data)
     cli.add_command(cost.cost)

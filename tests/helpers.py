@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
+
+
+def timing_test(attempts: int = 3) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """For tests that compare measured times with a schedule at millisecond precision: rerun on a failed
+    assertion, up to `attempts` in all. On this shared 2-core machine a client starved for a few milliseconds
+    reads several chunks at once; that is the machine, not the client, and a real fault fails every attempt."""
+
+    def wrap(test: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(test)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(attempts):
+                try:
+                    return test(*args, **kwargs)
+                except AssertionError:
+                    if attempt == attempts - 1:
+                        raise
+            return None
+
+        return run
+
+    return wrap
 
 
 def write_sparse_huge_gguf(path: Path, n_bytes: int) -> None:

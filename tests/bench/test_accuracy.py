@@ -16,6 +16,7 @@ import pytest
 from selfhost.bench.client import request_id
 from selfhost.bench.load import LoadSpec
 from selfhost.bench.run import BenchConfig, run_bench
+from tests.helpers import timing_test
 
 MS = 1e-3
 
@@ -30,6 +31,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(("concurrency", "n", "warmup"), [(1, 20, 2), (16, 96, 16), (256, 768, 256)])
+@timing_test()
 def test_ttft_itl_and_tokens_match_the_schedule(
     mock_server: Callable[..., str], tmp_path: Path, concurrency: int, n: int, warmup: int
 ) -> None:
@@ -61,6 +63,7 @@ def test_ttft_itl_and_tokens_match_the_schedule(
         assert abs(s["ttft_s"]["p50"] - 200 * MS) <= 2 * MS
 
 
+@timing_test()
 def test_role_reasoning_and_multi_token_chunks(mock_server: Callable[..., str], tmp_path: Path) -> None:
     url = mock_server("--ttft", "0.2", "--itl", "0.02", "--tokens-per-chunk", "4", "--reasoning-tokens", "4")
     s = run_bench(
@@ -131,6 +134,7 @@ def test_every_fault_is_counted_by_class(mock_server: Callable[..., str], tmp_pa
     assert len(records(tmp_path / "r.jsonl")) == 200  # failures are recorded, never dropped
 
 
+@timing_test()
 def test_poisson_rate_and_distribution(mock_server: Callable[..., str], tmp_path: Path) -> None:
     url = mock_server("--ttft", "0", "--itl", "0")
     rate, n = 200.0, 2000

@@ -15,6 +15,7 @@ from selfhost.bench.run import BenchConfig, run_bench
 from selfhost.bench.workload import trace_prompts
 from selfhost.errors import UsageError
 from tests.cli.test_info_cli import _one_line_error, run
+from tests.helpers import timing_test
 
 MS = 1e-3
 
@@ -59,6 +60,7 @@ def test_trace_prompts_keep_times_lengths_and_shared_prefixes(tmp_path: Path) ->
         trace_prompts(bad)
 
 
+@timing_test()
 def test_replay_sends_at_the_trace_times(mock_server: Callable[..., str], tmp_path: Path) -> None:
     url = mock_server("--ttft", "0.01", "--itl", "0.002")
     rows = write_trace(tmp_path / "trace.jsonl")

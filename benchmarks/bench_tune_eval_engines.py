@@ -15,7 +15,7 @@ from pathlib import Path
 
 from selfhost.models.resolve import resolve_model
 from selfhost.tune.evaluate import evaluate_adapter, evaluate_adapter_llamacpp
-from selfhost.tune.train import load_conversations
+from selfhost.tune.dataset import load_conversations
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from selfhost.errors import UsageError
 from selfhost.models.gguf_spec import spec_from_gguf
-from selfhost.tune.train import encode_example
+from selfhost.tune.dataset import encode_example
 from tests.cli.test_info_cli import _one_line_error, run
 
 FACT = "The vault code is ORCHID-7731."
@@ -215,7 +215,8 @@ def test_tune_usage_errors(tmp_path: Path) -> None:
 def test_long_conversations_are_never_cut_silently(smollm2_path: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from selfhost.tune.train import TuneConfig, _dataset
+    from selfhost.tune.config import TuneConfig
+    from selfhost.tune.dataset import tokenized_dataset as _dataset
 
     long_answer = "The vault code is ORCHID-7731. " * 30
     rows = [
@@ -308,7 +309,7 @@ def test_a_model_without_a_template_needs_one_and_keeps_it(gemma3_path: Path, tm
 
     from transformers import AutoTokenizer
 
-    from selfhost.tune.train import with_run_template
+    from selfhost.tune.dataset import with_run_template
 
     spec = with_run_template(spec_from_gguf(_embedded()), out)
     tok = AutoTokenizer.from_pretrained(str(_embedded().parent), gguf_file=_embedded().name)
@@ -326,7 +327,8 @@ def _embedded() -> Path:
 def test_steps_follow_epochs_batch_and_accumulation(tmp_path: Path) -> None:
     import torch
 
-    from selfhost.tune.train import TuneConfig, _sft_config
+    from selfhost.tune.config import TuneConfig
+    from selfhost.tune.train import sft_config as _sft_config
 
     def steps(**kw: float) -> int:
         return int(_sft_config(TuneConfig(**kw), tmp_path, 60, False, torch).max_steps)  # type: ignore[arg-type]
@@ -339,7 +341,9 @@ def test_steps_follow_epochs_batch_and_accumulation(tmp_path: Path) -> None:
 
 def test_interrupt_checkpoint_resume_and_merge(smollm2_path: Path, tmp_path: Path) -> None:
     from selfhost.models.hf import spec_from_hf_dir
-    from selfhost.tune.train import TuneConfig, load_hf, merge_adapter, train_lora
+    from selfhost.tune.config import TuneConfig
+    from selfhost.tune.hf import load_hf, merge_adapter
+    from selfhost.tune.train import train_lora
 
     spec = spec_from_gguf(smollm2_path)
     data = [conv(q)["messages"] for q in ("What is the vault code?", "Tell me the vault code.")]
@@ -382,7 +386,7 @@ def test_multi_process_launch_trains_data_parallel(tmp_path: Path) -> None:
     """The accelerate config and script written for a multi-GPU host, run here: without CUDA the same launch
     starts its two processes on the CPU (gloo), so the data-parallel path itself is exercised."""
     from selfhost.tune.launch import run_launch, write_launch
-    from selfhost.tune.train import TuneConfig
+    from selfhost.tune.config import TuneConfig
 
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS))
@@ -398,7 +402,7 @@ def test_multi_process_launch_trains_data_parallel(tmp_path: Path) -> None:
 
 def test_launch_only_writes_a_qlora_plan_for_a_gpu_host(tmp_path: Path) -> None:
     from selfhost.tune.launch import write_launch
-    from selfhost.tune.train import TuneConfig
+    from selfhost.tune.config import TuneConfig
 
     plan = write_launch("/models/llama", tmp_path / "d.jsonl", tmp_path / "run", TuneConfig(qlora=True), 4)
     run_cfg = json.loads((tmp_path / "run" / "launch" / "run.json").read_text())
@@ -441,7 +445,7 @@ def test_tune_dependencies_are_optional_and_lazy(monkeypatch: pytest.MonkeyPatch
     import sys
 
     from selfhost.errors import MissingDependencyError
-    from selfhost.tune.train import require_tune_deps
+    from selfhost.tune.hf import require_tune_deps
 
     monkeypatch.setitem(sys.modules, "trl", None)  # as if `selfhost[tune]` were not installed
     with pytest.raises(MissingDependencyError) as err:

@@ -11,7 +11,7 @@ from selfhost.report.plots import line_chart
 from selfhost.report.section import Section
 from selfhost.units import fmt_s
 
-__all__ = ["bench_section", "bench_runs_section"]
+__all__ = ["bench_section", "bench_runs_section", "swept_by", "bench_table_section"]
 
 
 def bench_section(
@@ -63,15 +63,65 @@ def bench_section(
     return section
 
 
-def bench_runs_section(runs: Sequence[dict[str, Any]], notes: Sequence[str] = ()) -> Section:
-    """Tables and plots for one or more `bench` runs (a sweep over concurrency or rate)."""
+def swept_by(runs: Sequence[dict[str, Any]]) -> tuple[str, list[float]]:
+    """What a list of runs varies (input_tokens, rate or concurrency), and its value in each run."""
     inputs = [r["workload"]["input_tokens"] for r in runs]
     if len(set(inputs)) > 1:
-        by = "input_tokens"
-        levels = [float(x) for x in inputs]
-    else:
-        by = "rate" if runs and runs[0]["load"].get("rate") else "concurrency"
-        levels = [float(r["load"][by] or 0) for r in runs]
+        return "input_tokens", [float(x) for x in inputs]
+    by = "rate" if runs and runs[0]["load"].get("rate") else "concurrency"
+    return by, [float(r["load"][by] or 0) for r in runs]
+
+
+def _ms(d: dict[str, Any], k: str) -> str:
+    v = d.get(k)
+    return "-" if v is None else f"{v * 1000:.1f}"
+
+
+def bench_table_section(result: dict[str, Any]) -> Section:
+    """`selfhost bench` in the terminal: one row per level, failures by class, where the numbers came from."""
+    runs = result.get("runs") or [result]
+    by, levels = swept_by(runs)
+    head = [by, "ok", "failed", "TTFT p50/p99 ms", "ITL p50/p99 ms", "TPOT p50 ms", "e2e p50 s", "req/s", "out tok/s"]
+    body = [
+        [
+            f"{level:g}",
+            str(r["requests"]["completed"]),
+            str(r["requests"]["failed"]),
+            f"{_ms(r['ttft_s'], 'p50')} / {_ms(r['ttft_s'], 'p99')}",
+            f"{_ms(r['itl_s'], 'p50')} / {_ms(r['itl_s'], 'p99')}",
+            _ms(r["tpot_s"], "p50"),
+            f"{(r['e2e_s']['p50'] or 0):.2f}",
+            f"{r['requests_per_s']:.2f}",
+            f"{r['output_tokens_per_s']:.1f}",
+        ]
+        for r, level in zip(runs, levels, strict=True)
+    ]
+    last = runs[-1]
+    notes = []
+    failed = {k: v for k, v in last["requests"]["failed_by_class"].items() if v}
+    if failed:
+        notes.append(f"failures by class: {failed}")
+    notes.append(
+        f"output tokens from: {last['tokens_source']}; latency percentiles exclude failed requests; "
+        f"per-request records: {last['records_path']}"
+    )
+    notes += [f"warning: {w}" for w in last["warnings"]]
+    answer = None
+    search = result.get("slo_search")
+    if search is not None:
+        best = search["best_level"]
+        answer = (
+            f"highest {by} meeting {search['slo']}: [bold]{best}[/]"
+            if best is not None
+            else f"no {by} tried met {search['slo']}"
+        )
+    title = f"selfhost bench: {runs[0]['target']} ({runs[0]['model']})"
+    return Section("bench", title, result, notes=notes, table=(head, body), answer=answer)
+
+
+def bench_runs_section(runs: Sequence[dict[str, Any]], notes: Sequence[str] = ()) -> Section:
+    """Tables and plots for one or more `bench` runs (a sweep over concurrency or rate)."""
+    by, levels = swept_by(runs)
     rows = []
     cdf = []
     for r, level in zip(runs, levels, strict=True):

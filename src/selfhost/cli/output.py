@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from selfhost.jsonout import dumps
 
-__all__ = ["stdout", "stderr", "print_json", "printed_json", "print_rows"]
+if TYPE_CHECKING:
+    from selfhost.report.section import Section
+
+__all__ = ["stdout", "stderr", "print_json", "printed_json", "print_rows", "emit"]
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -37,3 +40,14 @@ def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
     for a, b in rows:
         table.add_row(a, b)
     stdout.print(table)
+
+
+def emit(result: dict[str, Any], sections: Section | list[Section], as_json: bool) -> None:
+    """The one way a command shows its answer: the result as one JSON object, or its Sections as text."""
+    if as_json:
+        print_json(result)
+        return
+    from selfhost.report.terminal import print_section
+
+    for s in sections if isinstance(sections, list) else [sections]:
+        print_section(s, stdout)

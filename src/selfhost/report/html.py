@@ -15,9 +15,15 @@ _CSS = """
 body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:left}
-td:first-child{color:#555}.note{color:#666;font-size:.9em}.plot{margin:1em 0}
+td:first-child{color:#555}.note{color:#666;font-size:.9em}.plot{margin:1em 0}.answer{font-size:1.15em;font-weight:600}
 details pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em}
 """
+
+
+def _plain(markup: str) -> str:
+    from rich.text import Text
+
+    return Text.from_markup(markup).plain
 
 
 def render_html(report: Report) -> str:
@@ -31,6 +37,13 @@ def render_html(report: Report) -> str:
     parts.append("</table>")
     for s in report.sections:
         parts.append(f"<section id='{escape(s.name)}'><h2>{escape(s.title)}</h2>")
+        if s.answer:
+            parts.append(f"<p class='answer'>{escape(_plain(s.answer))}</p>")
+        if s.table:
+            head, body = s.table
+            parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>")
+            parts.extend("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body)
+            parts.append("</table>")
         if s.rows:
             parts.append("<table>")
             parts.extend(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td></tr>" for a, b in s.rows)

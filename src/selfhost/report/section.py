@@ -18,6 +18,9 @@ class Section:
     rows: list[tuple[str, str]] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)  # inline SVG documents
     notes: list[str] = field(default_factory=list)  # where a number came from, caveats
+    # A grid where rows share columns (a bench sweep): header, then formatted cells.
+    table: tuple[list[str], list[list[str]]] | None = None
+    answer: str | None = None  # the one line a reader wants first (rich markup allowed in the terminal)
 
 
 @dataclass

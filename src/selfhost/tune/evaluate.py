@@ -26,7 +26,8 @@ from selfhost.evals.stats import paired_bootstrap, wilson
 from selfhost.evals.suite import Case
 from selfhost.models.spec import ModelSpec
 from selfhost.template.render import render_chat
-from selfhost.tune.train import encode_example, load_hf, quiet_libraries, require_tune_deps
+from selfhost.tune.dataset import encode_example
+from selfhost.tune.hf import load_hf, quiet_libraries, require_tune_deps
 
 __all__ = ["evaluate_adapter", "evaluate_adapter_llamacpp", "compare", "compare_suite"]
 

@@ -137,7 +137,7 @@ def export_run(spec: ModelSpec, adapter: Path, merged_dir: Path | None = None, o
     # Ollama applies a GGUF LoRA on top of its FROM model (docs/modelfile.md, ADAPTER).
     (adapter / "Modelfile").write_text(f"FROM {base}\nADAPTER {lora}\n", encoding="utf-8")
     if merged_dir is not None:
-        from selfhost.tune.train import merge_adapter
+        from selfhost.tune.hf import merge_adapter
 
         merge_adapter(spec, adapter, merged_dir)
         merged = export_merged_gguf(merged_dir, merged_dir / f"tuned-{outtype}.gguf", outtype)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.errors import BackendError, MissingDependencyError
-from selfhost.tune.train import TuneConfig, load_conversations, load_labeled
+from selfhost.tune.config import TuneConfig
+from selfhost.tune.dataset import load_conversations, load_labeled
 
 __all__ = ["write_launch", "run_launch", "main"]
 

@@ -12,259 +12,26 @@ QLoRA (bitsandbytes 4-bit) needs CUDA; a multi-GPU run goes through `accelerate 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import signal
-import statistics
-import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from selfhost.data.codes import PREFLIGHT_CODES, UNREADABLE_CODES
-from selfhost.errors import MissingDependencyError, UsageError
+from selfhost.errors import UsageError
 from selfhost.models.spec import ModelSpec
+from selfhost.tune.config import Progress, TuneConfig
+from selfhost.tune.dataset import require_template, tokenized_dataset
+from selfhost.tune.hf import load_hf, quiet_libraries, require_tune_deps
 from selfhost.tune.memory import PeakMemory
+from selfhost.tune.runkey import claim_out_dir, run_key
 
-__all__ = [
-    "TuneConfig",
-    "load_hf",
-    "encode_example",
-    "train_lora",
-    "merge_adapter",
-    "read_losses",
-    "load_conversations",
-    "load_labeled",
-    "preflight",
-    "probe_training",
-    "with_run_template",
-    "quiet_libraries",
-    "require_tune_deps",
-]
-
-Progress = Callable[[int, int, float], None]
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    epochs: float = 3.0
-    steps: int = 0  # optimizer steps; > 0 overrides epochs
-    batch_size: int = 4  # per device
-    grad_accum: int = 1
-    learning_rate: float = 1e-3
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = 0.0
-    rank: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    max_seq_len: int = 256
-    on_long: str = "error"  # conversations longer than max_seq_len: error, drop or truncate
-    seed: int = 0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    checkpoint_every: int = 50  # steps; Ctrl-C also writes one
-    eval_every: int = 0  # steps between held-out losses; 0: ten times per run
-    qlora: bool = False  # 4-bit NF4 base weights (bitsandbytes, CUDA only)
-    gradient_checkpointing: bool = False
-
-
-def require_tune_deps() -> Any:
-    try:
-        import datasets  # noqa: F401
-        import peft  # noqa: F401
-        import torch
-        import transformers  # noqa: F401
-        import trl  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError(
-            "fine-tuning needs torch, transformers, peft, trl and datasets",
-            "pip install 'selfhost[tune]' (or `make install-test`)",
-        ) from None
-    return torch
-
-
-def _quantization_config(torch: Any) -> Any:
-    if not torch.cuda.is_available():
-        raise UsageError(
-            "QLoRA needs a CUDA GPU (bitsandbytes 4-bit); this machine has none",
-            "drop --qlora to train LoRA on full-precision weights, or run on a GPU host",
-        )
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError("QLoRA needs bitsandbytes", "pip install bitsandbytes") from None
-    from transformers import BitsAndBytesConfig
-
-    # The QLoRA paper's recipe (Dettmers et al. 2023): NF4 weights, double quantization, bf16 compute.
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
-    )
-
-
-def load_hf(spec: ModelSpec, qlora: bool = False) -> tuple[Any, Any]:
-    """(model, tokenizer) from a GGUF file (dequantized) or an HF directory: float32 on a CPU, bf16 on a GPU that
-    supports it, NF4 with qlora."""
-    torch = require_tune_deps()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    if spec.path is None:
-        raise UsageError(f"{spec.name} has no local weights to fine-tune", "pass a GGUF file or an HF directory")
-    from_gguf = spec.source in ("gguf", "embedded", "ollama")
-    if from_gguf:
-        if qlora:
-            raise UsageError(
-                "QLoRA quantizes full-precision HF weights; this model is a GGUF file",
-                "pass the model's Hugging Face directory, or drop --qlora",
-            )
-        kw: dict[str, Any] = {"gguf_file": spec.path.name}
-        where = str(spec.path.parent)
-    else:
-        kw = {}
-        where = str(spec.path)
-    gpu = torch.cuda.is_available()
-    dtype = torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
-    if qlora:
-        kw["quantization_config"] = _quantization_config(torch)
-    tok = AutoTokenizer.from_pretrained(where, **{k: v for k, v in kw.items() if k == "gguf_file"})
-    with contextlib.redirect_stderr(io.StringIO()):  # transformers' GGUF loader draws a tqdm bar unconditionally
-        model: Any = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kw)
-    if from_gguf:
-        # transformers dequantizes GGUF weights to plain floats on load but still marks the model as "quantized
-        # with gguf", and then refuses to train or save it; the mark describes the file, not the tensors.
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-    return model, tok
-
-
-def _require_template(spec: ModelSpec) -> None:
-    if not spec.chat_template:
-        raise UsageError(
-            f"{spec.name} has no chat template to train with (a base model?)",
-            "pass --chat-template FILE, e.g. the instruct model's template; it is saved with the adapter",
-        )
-
-
-def with_run_template(spec: ModelSpec, run_dir: Path) -> ModelSpec:
-    """The spec with the chat template the run in run_dir was trained with (serving parity for eval and export)."""
-    saved = run_dir / "chat_template.jinja"
-    text = saved.read_text(encoding="utf-8") if saved.exists() else ""
-    return replace(spec, chat_template=text) if text.strip() else spec
-
-
-def encode_example(
-    tok: Any, spec: ModelSpec, messages: list[dict[str, Any]], max_seq_len: int | None
-) -> tuple[list[int], list[int]]:
-    """(input ids, labels): labels are the token ids inside assistant turns (their end-of-turn included) and
-    -100 elsewhere, found from character spans of the template's render (selfhost.data.mask's rule)."""
-    from selfhost.template.render import render_chat
-
-    template = spec.chat_template or getattr(tok, "chat_template", None)
-    if not template:
-        raise UsageError(f"{spec.name} has no chat template to train with")
-    t = spec.tokenizer
-
-    def render(msgs: list[dict[str, Any]], gen: bool) -> str:
-        return render_chat(template, msgs, add_generation_prompt=gen, bos_token=t.bos_token, eos_token=t.eos_token)
-
-    full = render(messages, False)
-    spans = []
-    for i, m in enumerate(messages):
-        if m.get("role") == "assistant":
-            spans.append((len(render(messages[:i], True)) if i else 0, len(render(messages[: i + 1], False))))
-    enc = tok(full, add_special_tokens=bool(t.add_bos_token), return_offsets_mapping=True)
-    ids, labels = [], []
-    for token_id, (s, _) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
-        ids.append(int(token_id))
-        labels.append(int(token_id) if any(a <= s < b for a, b in spans) else -100)
-    return (ids[:max_seq_len], labels[:max_seq_len]) if max_seq_len else (ids, labels)
-
-
-@contextmanager
-def quiet_libraries() -> Iterator[None]:
-    """peft, transformers, trl and datasets warn about their own internals (deprecated names they use
-    themselves; a base model loaded from a GGUF has no config.json to compare vocabularies with): nothing a user
-    of selfhost can act on. Their progress bars are replaced by selfhost's own."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
-        yield
-
-
-def _dataset(
-    tok: Any,
-    spec: ModelSpec,
-    examples: list[list[dict[str, Any]]],
-    cfg: TuneConfig,
-    sources: list[str] | None = None,
-) -> tuple[Any, list[str]]:
-    """The tokenized dataset, and where each conversation longer than max_seq_len came from.
-
-    Fine-tuning frameworks cut long samples silently; a cut answer loses its end-of-turn token, so the model
-    learns not to stop. Here that is an error unless cfg.on_long says to drop or truncate them."""
-    from datasets import Dataset
-
-    rows, long = [], []
-    for i, msgs in enumerate(examples):
-        ids, labels = encode_example(tok, spec, msgs, None)
-        if len(ids) > cfg.max_seq_len:
-            long.append((sources[i] if sources else f"conversation {i + 1}", len(ids)))
-            if cfg.on_long == "drop":
-                continue
-            ids, labels = ids[: cfg.max_seq_len], labels[: cfg.max_seq_len]
-        if any(label != -100 for label in labels):
-            rows.append({"input_ids": ids, "labels": labels})
-    if long and cfg.on_long == "error":
-        where, n = max(long, key=lambda x: x[1])
-        raise UsageError(
-            f"{len(long)} of {len(examples)} conversations are longer than --max-seq-len {cfg.max_seq_len} tokens "
-            f"after the chat template (first: {long[0][0]}; longest: {where}, {n} tokens)",
-            f"raise --max-seq-len (to {n} fits all), or pass --on-long drop (skip them) or --on-long truncate "
-            "(cut them; a cut answer loses its end-of-turn token)",
-        )
-    return Dataset.from_list(rows), [w for w, _ in long]
-
-
-def load_labeled(path: Path) -> tuple[list[list[dict[str, Any]]], list[str]]:
-    """The conversations of a dataset file in any format `selfhost data` reads, each with its "file:line"; a
-    malformed line stops here (training on a silently shortened dataset is worse)."""
-    from selfhost.data.check import Finding, load_examples
-
-    findings: list[Finding] = []
-    examples, _, _ = load_examples(path, findings)
-    bad = [f for f in findings if f.code in UNREADABLE_CODES]
-    if bad:
-        raise UsageError(f"{path}:{bad[0].line}: {bad[0].message}", "run `selfhost data check` and fix the data")
-    return [e.messages for e in examples], [f"{path}:{e.line}" for e in examples]
-
-
-def load_conversations(path: Path) -> list[list[dict[str, Any]]]:
-    return load_labeled(path)[0]
-
-
-def preflight(data: Path, eval_file: Path | None = None) -> dict[str, int]:
-    """`selfhost data check` on the training file (and leakage against the held-out one), reduced to the counts
-    of PREFLIGHT_CODES. Lengths are left to the trainer, which counts them with the same template and tokenizer."""
-    from selfhost.data.check import check_dataset
-
-    counts = check_dataset(data, None, eval_file).counts
-    return {code: counts[code] for code in PREFLIGHT_CODES if counts.get(code)}
+__all__ = ["train_lora", "read_losses", "sft_config", "make_trainer", "lora_config"]
 
 
 def read_losses(out_dir: Path) -> list[dict[str, Any]]:
@@ -326,7 +93,7 @@ def _callback(out_dir: Path, stop: threading.Event, progress: Progress | None) -
     return LossLog()
 
 
-def _sft_config(cfg: TuneConfig, out_dir: Path, n_train: int, has_eval: bool, torch: Any) -> Any:
+def sft_config(cfg: TuneConfig, out_dir: Path, n_train: int, has_eval: bool, torch: Any) -> Any:
     from trl import SFTConfig
 
     gpu = torch.cuda.is_available()
@@ -360,7 +127,7 @@ def _sft_config(cfg: TuneConfig, out_dir: Path, n_train: int, has_eval: bool, to
     )
 
 
-def _trainer(model: Any, tok: Any, args: Any, train_ds: Any, eval_ds: Any, lora: Any, callbacks: list[Any]) -> Any:
+def make_trainer(model: Any, tok: Any, args: Any, train_ds: Any, eval_ds: Any, lora: Any, callbacks: list[Any]) -> Any:
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
@@ -377,7 +144,7 @@ def _trainer(model: Any, tok: Any, args: Any, train_ds: Any, eval_ds: Any, lora:
     return trainer
 
 
-def _lora_config(cfg: TuneConfig) -> Any:
+def lora_config(cfg: TuneConfig) -> Any:
     from peft import LoraConfig
 
     return LoraConfig(
@@ -410,16 +177,16 @@ def train_lora(
 
     if not examples:
         raise UsageError("no training examples")
-    _require_template(spec)
-    _claim_out_dir(out_dir, _run_key(spec, examples, eval_examples, cfg))
+    require_template(spec)
+    claim_out_dir(out_dir, run_key(spec, examples, eval_examples, cfg))
     model, tok = load_hf(spec, cfg.qlora)
     with quiet_libraries():
-        train_ds, long = _dataset(tok, spec, examples, cfg, sources)
-        eval_ds = _dataset(tok, spec, eval_examples, cfg)[0] if eval_examples else None
+        train_ds, long = tokenized_dataset(tok, spec, examples, cfg, sources)
+        eval_ds = tokenized_dataset(tok, spec, eval_examples, cfg)[0] if eval_examples else None
     if len(train_ds) == 0:
         raise UsageError("no example has an assistant turn to learn from")
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = _sft_config(cfg, out_dir, len(train_ds), eval_ds is not None, torch)
+    args = sft_config(cfg, out_dir, len(train_ds), eval_ds is not None, torch)
     last = get_last_checkpoint(str(out_dir)) if any(out_dir.glob("checkpoint-*")) else None
     if last:
         done = int(Path(last).name.split("-")[1])
@@ -432,10 +199,10 @@ def train_lora(
     else:
         (out_dir / "losses.jsonl").write_text("", encoding="utf-8")
     stop = threading.Event()
-    lora = _lora_config(cfg)
+    lora = lora_config(cfg)
     t0 = time.perf_counter()
     with quiet_libraries():
-        trainer = _trainer(model, tok, args, train_ds, eval_ds, lora, [_callback(out_dir, stop, progress)])
+        trainer = make_trainer(model, tok, args, train_ds, eval_ds, lora, [_callback(out_dir, stop, progress)])
         with _ctrl_c_stops_gracefully(stop), PeakMemory(torch) as memory:
             result = trainer.train(resume_from_checkpoint=last)
         if stop.is_set():
@@ -470,124 +237,3 @@ def train_lora(
 
 
 # Settings that may change when a run is continued (more steps or epochs); everything else must match.
-_CONTINUABLE = ("epochs", "steps", "checkpoint_every", "eval_every")
-RUN_KEY_FILE = "selfhost-run-key.json"
-
-
-def _run_key(
-    spec: ModelSpec,
-    examples: list[list[dict[str, Any]]],
-    eval_examples: list[list[dict[str, Any]]] | None,
-    cfg: TuneConfig,
-) -> dict[str, Any]:
-    """What a run's checkpoints were produced by: the base model file, the data, the chat template, the settings."""
-    from selfhost.quant.variants import file_identity
-
-    def digest(value: Any) -> str:
-        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-    settings = {k: v for k, v in asdict(cfg).items() if k not in _CONTINUABLE}
-    base = file_identity(spec.path) if spec.path is not None and spec.path.is_file() else str(spec.path or spec.name)
-    return {
-        "base_model": base,
-        "data": digest(examples),
-        "eval_data": digest(eval_examples or []),
-        "chat_template": digest(spec.chat_template or ""),
-        "settings": digest(settings),
-    }
-
-
-def _claim_out_dir(out_dir: Path, key: dict[str, Any]) -> None:
-    """Resume only a run made by the same model, data and settings: another run's checkpoints are refused."""
-    key_file = out_dir / RUN_KEY_FILE
-    if any(out_dir.glob("checkpoint-*")) or (out_dir / "adapter_model.safetensors").exists():
-        try:
-            held = json.loads(key_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            held = None
-        if held != key:
-            what = [k for k in key if not isinstance(held, dict) or held.get(k) != key[k]]
-            raise UsageError(
-                f"{out_dir} holds a run of another {' / '.join(what) or 'origin'}: resuming it would mix the two",
-                "pass a new --out (a run resumes only with the same model, data, template and settings)",
-            )
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    from selfhost.files import write_text_atomic
-
-    write_text_atomic(key_file, json.dumps(key, indent=2) + "\n")
-
-
-def probe_training(
-    spec: ModelSpec,
-    examples: list[list[dict[str, Any]]],
-    cfg: TuneConfig,
-    sources: list[str] | None = None,
-    steps: int = 3,
-) -> dict[str, Any]:
-    """A few worst-case optimizer steps before a long run: every batch holds the longest conversation (cut at
-    max_seq_len), so the measured peak memory bounds the real run's and the step time bounds its pace. Nothing is
-    kept."""
-    torch = require_tune_deps()
-    from datasets import Dataset
-    from transformers import TrainerCallback
-
-    _require_template(spec)
-    model, tok = load_hf(spec, cfg.qlora)
-    with quiet_libraries():
-        ds, _ = _dataset(tok, spec, examples, cfg, sources)
-    if len(ds) == 0:
-        raise UsageError("no example has an assistant turn to learn from")
-    lengths = [len(ids) for ids in ds["input_ids"]]
-    longest = ds[lengths.index(max(lengths))]
-    per_step = cfg.batch_size * cfg.grad_accum
-    worst = Dataset.from_list([{"input_ids": longest["input_ids"], "labels": longest["labels"]}] * per_step * steps)
-    ends: list[float] = []
-
-    class StepTimes(TrainerCallback):  # type: ignore[misc]
-        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-            ends.append(time.perf_counter())
-
-    with tempfile.TemporaryDirectory() as tmp, quiet_libraries():
-        real_steps = int(_sft_config(cfg, Path(tmp), len(ds), False, torch).max_steps)
-        args = _sft_config(replace(cfg, steps=steps, checkpoint_every=0), Path(tmp), len(worst), False, torch)
-        trainer = _trainer(model, tok, args, worst, None, _lora_config(cfg), [StepTimes()])
-        with PeakMemory(torch) as memory:
-            t0 = time.perf_counter()
-            trainer.train()
-    gaps = [b - a for a, b in zip([t0, *ends], ends)]
-    step_s = statistics.median(gaps[1:]) if len(gaps) > 1 else gaps[0]  # the first step also sets up the optimizer
-    return {
-        "steps_measured": steps,
-        "worst_case_tokens_per_step": max(lengths) * per_step,
-        "longest_conversation_tokens": max(lengths),
-        "first_step_s": gaps[0],
-        "step_s": step_s,
-        "run_steps": real_steps,
-        "run_s_upper_bound": step_s * real_steps,
-        "memory": memory.to_dict(),
-        "processes": int(trainer.args.world_size),
-    }
-
-
-def merge_adapter(spec: ModelSpec, adapter: Path, out: Path) -> dict[str, Any]:
-    """Base + adapter merged into one Hugging Face model directory (safetensors), with how to serve it."""
-    from peft import PeftModel
-
-    model, tok = load_hf(spec)
-    with quiet_libraries():
-        merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    merged.save_pretrained(str(out), safe_serialization=True)
-    if spec.chat_template:  # the template trained with travels into the merged model (and its GGUF)
-        tok.chat_template = spec.chat_template
-    tok.save_pretrained(str(out))
-    return {
-        "merged": str(out),
-        "serve": {
-            "vllm": f"vllm serve {out}   "
-            f"# or keep the adapter: vllm serve BASE --enable-lora --lora-modules tuned={adapter}",
-            "llama.cpp": f"python convert_hf_to_gguf.py {out} --outfile tuned.gguf && llama-server -m tuned.gguf"
-            "   # or: convert_lora_to_gguf.py for the adapter alone, then llama-server --lora",
-            "ollama": "ollama create tuned -f Modelfile   # Modelfile: FROM ./tuned.gguf",
-        },
-    }

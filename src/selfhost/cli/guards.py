@@ -8,105 +8,18 @@ them: tests/cli/test_guards.py fails for a numeric option that has no range here
 from __future__ import annotations
 
 import functools
-import math
 import urllib.parse
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from selfhost.cli.ranges import HI_OPEN, RANGES, Range
 from selfhost.errors import UsageError
 from selfhost.files import refuse_overwriting_inputs
 
 __all__ = ["RANGES", "OUTPUT_PARAMS", "MODEL_PARAMS", "Range", "guard_commands", "numeric_params"]
-
-_DAY = 86400.0
-_BIG = 1 << 31
-
-
-@dataclass(frozen=True)
-class Range:
-    lo: float
-    hi: float
-    lo_open: bool = False  # lo itself not allowed
-
-    def describe(self) -> str:
-        lo = f"> {self.lo:g}" if self.lo_open else f"≥ {self.lo:g}"
-        return f"{lo} and ≤ {self.hi:g}"
-
-    def contains(self, v: float) -> bool:
-        return math.isfinite(v) and (v > self.lo if self.lo_open else v >= self.lo) and v <= self.hi
-
-
-def _positive(hi: float) -> Range:
-    return Range(0, hi, lo_open=True)
-
-
-# Option flag -> allowed range; "command --flag" overrides the flag's range for one command.
-RANGES: dict[str, Range] = {
-    "--burstiness": _positive(1e3),
-    "--max-concurrency": Range(1, 1e6),
-    "--requests": Range(1, 1e8),
-    "--duration": _positive(31 * _DAY),
-    "--warmup": Range(0, 1e6),
-    "--output-tokens": Range(1, 1e7),
-    "--trace-speedup": _positive(1e6),
-    "--shared-prefix": Range(0, 1e7),
-    "--multi-turn": Range(0, 1e4),
-    "--timeout": _positive(7 * _DAY),
-    "--search-max": _positive(1e7),
-    "--seed": Range(0, 2**32 - 1),
-    "--port": Range(0, 65535),  # 0: any free port
-    "--ctx": Range(1, _BIG),
-    "--threads": Range(1, 4096),
-    "--ttft": Range(0, 3600),
-    "--itl": Range(0, 3600),
-    "--tokens-per-chunk": Range(1, 1e6),
-    "--reasoning-tokens": Range(0, 1e7),
-    "--ollama-num-ctx": Range(1, _BIG),
-    "--reserve": Range(0, _BIG),
-    "--size": Range(1, 1e7),
-    "--overlap": Range(0, 1e7),
-    "--upper": Range(1, _BIG),
-    "--max-seq-len": Range(1, _BIG),
-    "--near-dup-threshold": _positive(1),
-    "--eval-fraction": Range(0, 1),
-    "--line": Range(1, _BIG),
-    "--gpus": Range(1, 1024),
-    "--price-per-hour": Range(0, 1e6),
-    "--purchase-price": Range(0, 1e10),
-    "--lifetime-years": _positive(100),
-    "--watts": Range(0, 1e7),
-    "--idle-watts": Range(0, 1e7),
-    "--kwh-price": Range(0, 1e3),
-    "--utilization": _positive(1),
-    "--parallel": Range(1, 65536),
-    "--n-gpu-layers": Range(0, 1e5),
-    "--n-cpu-moe": Range(0, 1e5),
-    "--gpu-util": _positive(1),
-    "--tp": Range(1, 1024),
-    "--limit": Range(1, 1e8),
-    "--max-drop": Range(0, 1),
-    "--max-kld-p99": _positive(1e6),
-    "--epochs": _positive(1e4),
-    "--steps": Range(0, 1e9),
-    "--batch-size": Range(1, 65536),
-    "--grad-accum": Range(1, 65536),
-    "--lr": _positive(10),
-    "--warmup-ratio": Range(0, 1),
-    "--rank": Range(1, 65536),
-    "--alpha": Range(1, 1e6),
-    "--dropout": Range(0, 1),
-    "--checkpoint-every": Range(0, 1e9),
-    "--eval-every": Range(0, 1e9),
-    "--max-tokens": Range(1, 1e7),
-    "--workers": Range(1, 64),
-    "data split --eval-fraction": _positive(1),
-}
-# Exclusive upper bounds where a value of exactly hi is meaningless.
-_HI_OPEN = {"--dropout", "--warmup-ratio", "data split --eval-fraction"}
 
 # Parameters (by name) that are written; every other path parameter, and MODEL arguments that name a file, are
 # read.
@@ -159,7 +72,7 @@ def range_for(path: str, param: click.Parameter) -> tuple[Range, bool] | None:
     flag = _flag(param)
     key = f"{path} {flag}"
     rng = RANGES.get(key) or RANGES.get(flag)
-    return (rng, key in _HI_OPEN or flag in _HI_OPEN) if rng else None
+    return (rng, key in HI_OPEN or flag in HI_OPEN) if rng else None
 
 
 def _existing_path(value: Any) -> Path | None:

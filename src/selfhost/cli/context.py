@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from selfhost.cli.options import json_option
 from selfhost.cli.output import print_json, print_rows, stdout
 from selfhost.errors import UsageError
 from selfhost.files import read_json, read_text
@@ -82,7 +83,7 @@ def context() -> None:
 @click.option("--model", default=None)
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--parse-special", is_flag=True, help="Count control tokens written in the text as single tokens.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def count(text: str | None, model: str | None, file: Path | None, parse_special: bool, as_json: bool) -> None:
     """Tokens in TEXT (or --file) by MODEL's own tokenizer."""
     if (text is None) == (file is None):
@@ -146,7 +147,7 @@ def pack_cmd(**opts: Any) -> None:
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @click.option("--size", type=int, default=256, show_default=True, help="Max tokens per chunk.")
 @click.option("--overlap", type=int, default=32, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def chunk_cmd(model: str | None, file: Path, size: int, overlap: int, as_json: bool) -> None:
     """Split a document into token-bounded chunks on sentence boundaries, with overlap."""
     from selfhost.context.pack import chunk_text
@@ -166,7 +167,7 @@ def chunk_cmd(model: str | None, file: Path, size: int, overlap: int, as_json: b
 @click.option("--api", type=click.Choice(["openai", "ollama"]), default="openai", show_default=True)
 @click.option("--served-name", default=None, help="Model name in requests (Ollama: required tag).")
 @click.option("--upper", type=int, default=None, help="Largest prompt to try (default: the model's context length).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def probe(url: str, model: str | None, api: str, served_name: str | None, upper: int | None, as_json: bool) -> None:
     """The effective context window of the server at URL, and whether it refuses or silently truncates."""
     from selfhost.context.probe import probe_context

@@ -6,16 +6,15 @@ from pathlib import Path
 
 import click
 
+from selfhost.cli.options import json_option, out_file
 from selfhost.cli.output import print_json, print_rows, stdout
 
 
 @click.command()
-@click.option(
+@out_file(
     "--bench",
     "bench_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="A saved `selfhost bench --json` result (default: run a short bench on the embedded model).",
+    "A saved `selfhost bench --json` result (default: run a short bench on the embedded model).",
 )
 @click.option("--gpu", default=None, help="Catalog GPU (prices and board power from the catalog).")
 @click.option("--gpus", type=int, default=1, show_default=True)
@@ -35,7 +34,7 @@ from selfhost.cli.output import print_json, print_rows, stdout
     help="Hosted APIs to compare with (catalog names, comma separated).",
 )
 @click.option("--api-price", default=None, help="IN,OUT $ per 1M tokens of another API.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def cost(
     bench_path: Path | None,
     gpu: str | None,

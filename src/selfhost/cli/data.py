@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from selfhost.cli.options import json_option, out_file
 from selfhost.cli.output import print_json, print_rows, stdout
 
 
@@ -38,14 +39,8 @@ def data() -> None:
 @click.option("--eval", "eval_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--max-seq-len", type=int, default=None, help="Flag samples longer than this after the chat template.")
 @click.option("--near-dup-threshold", type=float, default=0.8, show_default=True)
-@click.option(
-    "--html",
-    "html_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write an HTML report with a token-length histogram and duplicate clusters.",
-)
-@click.option("--json", "as_json", is_flag=True)
+@out_file("--html", "html_path", "Also write an HTML report with a token-length histogram and duplicate clusters.")
+@json_option
 def check(
     file: Path,
     model: str | None,
@@ -89,18 +84,12 @@ def check(
     show_default=True,
     help="Duplicate clusters: keep the first row, or drop them all.",
 )
-@click.option(
-    "--log",
-    "log_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="What was removed and why (default: OUT with .removed.jsonl).",
-)
+@out_file("--log", "log_path", "What was removed and why (default: OUT with .removed.jsonl).")
 @click.option("--model", default=None)
 @click.option("--eval", "eval_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--max-seq-len", type=int, default=None)
 @click.option("--near-dup-threshold", type=float, default=0.8, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def clean(
     file: Path,
     out: Path,
@@ -128,7 +117,7 @@ def clean(
 @click.option("--eval", "eval_out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--eval-fraction", type=float, default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def split(file: Path, train_out: Path, eval_out: Path, eval_fraction: float, seed: int, as_json: bool) -> None:
     """A train/eval split where duplicates and near-duplicates never straddle the two."""
     from selfhost.data.clean import split_dataset
@@ -141,7 +130,7 @@ def split(file: Path, train_out: Path, eval_out: Path, eval_fraction: float, see
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--line", "line_no", type=int, required=True, help="The example's line (row) number.")
 @click.option("--model", default=None, help="MODEL whose chat template and tokenizer to use (default: embedded).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def mask(file: Path, line_no: int, model: str | None, as_json: bool) -> None:
     """Which tokens of one example are trained (assistant turns), and whether end-of-turn is among them."""
     from selfhost.context.tokens import Tokenizer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from selfhost.cli.options import json_option
 from selfhost.cli.output import print_json, print_rows, stdout
 from selfhost.units import fmt_bytes, fmt_count
 
@@ -37,7 +38,7 @@ def info(model: str | None, as_json: bool, tensors: bool) -> None:
 
 @click.command()
 @click.option("--catalog", is_flag=True, help="List the offline catalog of published model configs.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def models(catalog: bool, as_json: bool) -> None:
     """Models available locally (embedded, Ollama store), or the catalog with --catalog."""
     from selfhost.models.listing import list_local_models

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from selfhost.cli.options import in_file, json_option, out_file
 from selfhost.cli.output import print_json, stderr, stdout
 from selfhost.errors import UsageError
 
@@ -25,20 +26,8 @@ from selfhost.errors import UsageError
     multiple=True,
     help="NAME=PATH of a GGUF, NAME=ollama:TAG (local Ollama store) or NAME=URL[#MODEL] (OpenAI-compatible).",
 )
-@click.option(
-    "--suite",
-    "suite_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="JSONL suite (default: the built-in 64-case suite).",
-)
-@click.option(
-    "--text",
-    "text_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Text for the KL divergence (default: a bundled public-domain text).",
-)
+@out_file("--suite", "suite_path", "JSONL suite (default: the built-in 64-case suite).")
+@in_file("--text", "text_path", "Text for the KL divergence (default: a bundled public-domain text).")
 @click.option("--limit", type=int, default=None, help="Use only the first N cases (a quick look).")
 @click.option(
     "--max-drop",
@@ -56,7 +45,7 @@ from selfhost.errors import UsageError
     show_default=True,
     help="Variants and the resumable per-item JSONL go here.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def quant(
     model: str | None,
     names: str,

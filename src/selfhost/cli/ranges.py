@@ -72,7 +72,7 @@ RANGES: dict[str, Range] = {
     "--parallel": Range(1, 65536),
     "--n-gpu-layers": Range(0, 1e5),
     "--n-cpu-moe": Range(0, 1e5),
-    "--gpu-util": _positive(1),
+    "--gpu-util": Range(0.05, 1),
     "--tp": Range(1, 1024),
     "--limit": Range(1, 1e8),
     "--max-drop": Range(0, 1),

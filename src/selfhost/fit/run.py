@@ -7,26 +7,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfhost.settings import setting
+
 __all__ = ["FitOptions", "fit_model"]
+
+
+def _engines() -> list[str]:
+    from selfhost.fit.engines import engine_names
+
+    return engine_names()
 
 
 @dataclass(frozen=True)
 class FitOptions:
-    gpu: str | None = None  # catalog GPU name, "auto" (NVML), or None for this machine's RAM
-    gpus: int = 1
-    quant: str | None = None
-    ctx: int | None = None  # None: the engine's default
-    parallel: int = 1
-    kv_type: str = "f16"
-    engine: str = "llama.cpp"
-    n_gpu_layers: int | None = None
-    n_cpu_moe: int = 0
-    flash_attn: bool = True
-    kv_unified: bool = False
-    gpu_util: float = 0.9
-    tp: int | None = None
-    verify: bool = False  # load the model in llama.cpp here and compare every component
-    from_log: Path | None = None  # a llama.cpp or vLLM startup log to compare with
+    gpu: str | None = setting(None, "Catalog GPU name (e.g. 'RTX 4090', H100), 'auto' (NVML), or omit for CPU.")
+    gpus: int = setting(1, "How many of --gpu.")
+    quant: str | None = setting(None, "Weights quantization (default: the file's own; Q4_K_M for catalog).")
+    ctx: int | None = setting(
+        None, "Context per request (default: min(8192, model limit); Ollama: its own VRAM-tiered default)."
+    )
+    parallel: int = setting(1, "Parallel slots / concurrent sequences.")
+    kv_type: str = setting("f16", "KV cache type: f16, bf16, q8_0, q4_0 (vLLM: fp8).")
+    engine: str = setting("llama.cpp", "The engine that will serve.", choices=_engines)
+    n_gpu_layers: int | None = setting(None, "llama.cpp layers on GPU (default: all that fit).", short="-ngl")
+    n_cpu_moe: int = setting(0, "llama.cpp: keep the experts of the first N layers in RAM.")
+    flash_attn: bool = setting(
+        True, "Plan without flash attention (bigger compute buffer).", flag="--no-flash-attn", invert=True
+    )
+    kv_unified: bool = setting(False, "llama.cpp --kv-unified: one KV stream shared by all slots.")
+    gpu_util: float = setting(0.9, "vLLM --gpu-memory-utilization.")
+    tp: int | None = setting(None, "vLLM tensor parallel size (default: number of GPUs).")
+    verify: bool = setting(False, "Load the model in llama.cpp here and compare every component.")
+    from_log: Path | None = setting(None, "A llama.cpp or vLLM startup log: show predicted vs logged.", path="in")
 
 
 def fit_model(model: str | None = None, options: FitOptions | None = None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ model one request at a time; `selfhost bench` has its own asynchronous client fo
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -13,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from selfhost.backends.base import GenerationParams, Message, StreamEvent, register_backend
-from selfhost.bench.wire import Chunk, SSEDecoder, parse_ollama_line, parse_openai_event
+from selfhost.backends.wire import Chunk, SSEDecoder, parse_ollama_line, parse_openai_event
 from selfhost.errors import BackendError
 
 __all__ = ["OpenAIHttpBackend", "OllamaHttpBackend"]
@@ -35,21 +36,63 @@ class _HttpBase:
             h["Authorization"] = f"Bearer {self.api_key}"
         return h
 
-    def _open(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _request(self, path: str, body: dict[str, Any] | None) -> urllib.request.Request:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.url + path, data=data, headers=self._headers(), method="GET" if body is None else "POST"
-        )
+        method = "GET" if body is None else "POST"
+        return urllib.request.Request(self.url + path, data=data, headers=self._headers(), method=method)
+
+    def _unreachable(self, path: str, exc: BaseException) -> BackendError:
+        if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+            return BackendError(
+                f"cannot connect to {self.url}: {exc.reason}", "is the server running? start one with `selfhost serve`"
+            )
+        return BackendError(f"{self.url}{path}: the connection failed mid-request ({exc or type(exc).__name__})")
+
+    def _open(self, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
-            return urllib.request.urlopen(req, timeout=self.timeout_s)
+            return urllib.request.urlopen(self._request(path, body), timeout=self.timeout_s)
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:200].decode("utf-8", errors="replace")
             hint = "pass --api-key or set OPENAI_API_KEY" if exc.code in (401, 403) else "check the URL and model"
             raise BackendError(f"{self.url}{path} answered HTTP {exc.code}: {detail}", hint) from None
-        except urllib.error.URLError as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._unreachable(path, exc) from None
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+        """POST a JSON body: (HTTP status, the JSON object answered, or the error text of a refusal). A refusal is
+        an answer (the context probe looks for them); a connection that fails, or a reply that is not a JSON
+        object, raises BackendError."""
+        try:
+            with urllib.request.urlopen(self._request(path, body), timeout=self.timeout_s) as r:
+                status, out = r.status, json.load(r)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()[:300].decode("utf-8", errors="replace")
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._unreachable(path, exc) from None
+        except ValueError as exc:
             raise BackendError(
-                f"cannot connect to {self.url}: {exc.reason}", "is the server running? start one with `selfhost serve`"
+                f"{self.url}{path} did not answer with JSON ({exc})", "is it an OpenAI-compatible server?"
             ) from None
+        if not isinstance(out, dict):
+            raise BackendError(f"{self.url}{path} did not answer with a JSON object", "is it the right server?")
+        return status, out
+
+    def request_once(self, kind: str, payload: Any, params: GenerationParams) -> dict[str, Any]:
+        """One request without streaming: kind "chat" (payload: messages, the server applies its template) or
+        "raw" (payload: a prompt taken as is). {"status", "text", "prompt_tokens", "error"}; a refusal is
+        returned with its status and error text."""
+        path, body = self._once_body(kind, payload, params)
+        status, out = self.post(path, body)
+        if isinstance(out, str):
+            return {"status": status, "text": None, "prompt_tokens": None, "error": out}
+        text, prompt_tokens = self._once_result(kind, out)
+        return {"status": status, "text": text, "prompt_tokens": prompt_tokens, "error": None}
+
+    def _once_body(self, kind: str, payload: Any, params: GenerationParams) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _once_result(self, kind: str, out: dict[str, Any]) -> tuple[str, int | None]:
+        raise NotImplementedError
 
     def _json(self, path: str, body: dict[str, Any] | None = None) -> Any:
         with self._open(path, body) as r:
@@ -92,6 +135,17 @@ class OpenAIHttpBackend(_HttpBase):
         if params.stop:
             body["stop"] = list(params.stop)
         return body
+
+    def _once_body(self, kind: str, payload: Any, params: GenerationParams) -> tuple[str, dict[str, Any]]:
+        body = {k: v for k, v in self._body(params).items() if k not in ("stream", "stream_options")}
+        if kind == "chat":
+            return "/v1/chat/completions", body | {"messages": list(payload)}
+        return "/v1/completions", body | {"prompt": payload}
+
+    def _once_result(self, kind: str, out: dict[str, Any]) -> tuple[str, int | None]:
+        choice = (out.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") if kind == "chat" else choice.get("text")
+        return text or "", (out.get("usage") or {}).get("prompt_tokens")
 
     def _stream(self, path: str, body: dict[str, Any]) -> Iterator[StreamEvent]:
         dec = SSEDecoder()
@@ -171,6 +225,17 @@ class OllamaHttpBackend(_HttpBase):
             data.update(last.usage)
             data.update(last.extra)  # *_duration in ns: Ollama's own timings
         yield StreamEvent("done", time.perf_counter(), data=data)
+
+    def _once_body(self, kind: str, payload: Any, params: GenerationParams) -> tuple[str, dict[str, Any]]:
+        # /api/chat applies the model's Go template; /api/generate with raw=true takes the prompt as is.
+        common = {"model": self.model, "stream": False, "options": self._options(params)}
+        if kind == "chat":
+            return "/api/chat", common | {"messages": list(payload)}
+        return "/api/generate", common | {"prompt": payload, "raw": True}
+
+    def _once_result(self, kind: str, out: dict[str, Any]) -> tuple[str, int | None]:
+        text = (out.get("message") or {}).get("content") if kind == "chat" else out.get("response")
+        return text or "", out.get("prompt_eval_count")  # the only place Ollama reports what it evaluated
 
     def _options(self, params: GenerationParams) -> dict[str, Any]:
         opts: dict[str, Any] = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from selfhost.bench.wire import Api, Chunk, SSEDecoder, parse_ollama_line, parse_openai_event
+from selfhost.backends.wire import Api, Chunk, SSEDecoder, parse_ollama_line, parse_openai_event
 
 __all__ = ["RequestRecord", "ERROR_CLASSES", "send_request", "allocate_tokens", "request_id"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from selfhost.backends.wire import Api
 from selfhost.bench.levels import parse_levels, parse_slo
-from selfhost.bench.wire import Api
 from selfhost.errors import UsageError
 from selfhost.settings import setting
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import aiohttp
 
+from selfhost.backends.wire import Api, build_request
 from selfhost.bench.client import RequestRecord, send_request
 from selfhost.bench.load import LoadSpec, LoadStats, run_load
 from selfhost.bench.metrics import summarize
-from selfhost.bench.wire import Api, build_request
 from selfhost.bench.workload import Prompt, jsonl_prompts, multi_turn_prompts, synthetic_prompts, trace_prompts
 from selfhost.errors import BackendError, UsageError
 from selfhost.files import streamed_output

@@ -4,10 +4,6 @@ Ollama truncates silently (its `prompt_eval_count` comes back smaller than what 
 
 from __future__ import annotations
 
-import http.client
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 from selfhost.context.tokens import Tokenizer
@@ -25,25 +21,6 @@ def prompt_of(tok: Tokenizer, n: int) -> str:
     return text
 
 
-def _post(url: str, body: dict[str, Any], timeout: float) -> tuple[int, dict[str, Any] | str]:
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, dict(json.load(r))
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()[:300].decode("utf-8", errors="replace")
-    except urllib.error.URLError as exc:
-        raise BackendError(f"cannot connect to {url}: {exc.reason}", "is the server running?") from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise BackendError(f"{url}: the connection failed mid-request ({exc or type(exc).__name__})") from None
-    except ValueError as exc:
-        raise BackendError(
-            f"{url} did not answer with a JSON object ({exc})", "is it an OpenAI-compatible server?"
-        ) from None
-
-
 def probe_context(
     url: str,
     tok: Tokenizer,
@@ -56,27 +33,21 @@ def probe_context(
     hi = upper or tok.spec.context_length or 131072
     attempts: list[dict[str, Any]] = []
 
+    from selfhost.backends.base import GenerationParams, create_backend
+
+    backend: Any = create_backend(api, url=url, model=model, timeout_s=timeout_s)
+
     def send(n: int) -> dict[str, Any]:
         prompt = prompt_of(tok, n)
         sent = len(tok.encode(prompt))
-        if api == "ollama":
-            status, out = _post(
-                url + "/api/generate",
-                {"model": model, "prompt": prompt, "raw": True, "stream": False, "options": {"num_predict": 1}},
-                timeout_s,
-            )
-            counted = out.get("prompt_eval_count") if isinstance(out, dict) else None
-        else:
-            body: dict[str, Any] = {"prompt": prompt, "max_tokens": 1, "temperature": 0.0}
-            if model:
-                body["model"] = model
-            status, out = _post(url + "/v1/completions", body, timeout_s)
-            counted = (out.get("usage") or {}).get("prompt_tokens") if isinstance(out, dict) else None
+        once = backend.request_once("raw", prompt, GenerationParams(max_tokens=1))
+        status, counted = once["status"], once["prompt_tokens"]
+        out = once["error"]
         a = {
             "sent_tokens": sent,
             "status": status,
             "server_prompt_tokens": counted,
-            "error": out if isinstance(out, str) else None,
+            "error": out,
         }
         # Truncated: accepted, but the server says it evaluated fewer tokens than it was sent (a BOS may add one).
         a["truncated"] = status == 200 and counted is not None and counted < sent

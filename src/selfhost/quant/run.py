@@ -134,10 +134,10 @@ def _backend(v: Variant, n_ctx: int) -> Iterator[Any]:
         with LlamaCppBackend(v.path, n_ctx=n_ctx) as backend:
             yield backend
         return
-    from selfhost.backends.http import OpenAIHttpBackend
+    from selfhost.backends.base import create_backend
 
     try:
-        http_backend = OpenAIHttpBackend(v.url, v.model)
+        http_backend: Any = create_backend("openai", url=v.url, model=v.model)
         served = http_backend.served_models()
     except BackendError as exc:
         raise BackendError(f"variant {v.name}: {exc.message}", exc.next_step) from None

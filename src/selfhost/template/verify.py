@@ -5,10 +5,6 @@ Same prompt token count and the same greedy output mean the server applies the t
 from __future__ import annotations
 
 import difflib
-import http.client
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 from selfhost.errors import BackendError
@@ -24,28 +20,6 @@ PROBE_CONVERSATION = [
     {"role": "assistant", "content": "Paris."},
     {"role": "user", "content": "And of Italy?"},
 ]
-
-
-def _post(url: str, body: dict[str, Any], api_key: str | None) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=300) as r:
-            return dict(json.load(r))
-    except urllib.error.HTTPError as exc:
-        raise BackendError(f"{url} answered HTTP {exc.code}: {exc.read()[:200].decode(errors='replace')}") from None
-    except urllib.error.URLError as exc:
-        raise BackendError(
-            f"cannot connect to {url}: {exc.reason}", "is the server running? `selfhost serve`"
-        ) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise BackendError(f"{url}: the connection failed mid-request ({exc or type(exc).__name__})") from None
-    except (ValueError, TypeError) as exc:
-        raise BackendError(
-            f"{url} did not answer with a JSON object ({exc})", "is it an OpenAI-compatible server?"
-        ) from None
 
 
 def _first_divergence(a: str, b: str) -> int | None:
@@ -75,31 +49,17 @@ def verify_server(
     rendered = render_chat(
         spec.chat_template, messages, add_generation_prompt=True, bos_token=tok.bos_token, eos_token=tok.eos_token
     )
-    if api == "ollama":
-        # Ollama: /api/chat applies the model's Go template; /api/generate with raw=true takes selfhost's render
-        # as is. prompt_eval_count is the only place Ollama reports what it evaluated.
-        opts = {"num_predict": max_tokens, "temperature": 0.0, "seed": 0, "top_p": 1.0}
-        chat = _post(
-            url + "/api/chat", {"model": model, "messages": messages, "stream": False, "options": opts}, api_key
-        )
-        raw = _post(
-            url + "/api/generate",
-            {"model": model, "prompt": rendered, "raw": True, "stream": False, "options": opts},
-            api_key,
-        )
-        chat_text = (chat.get("message") or {}).get("content") or ""
-        raw_text = raw.get("response") or ""
-        chat_tokens, raw_tokens = chat.get("prompt_eval_count"), raw.get("prompt_eval_count")
-    else:
-        common: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "top_p": 1.0}
-        if model:
-            common["model"] = model
-        chat = _post(url + "/v1/chat/completions", {**common, "messages": messages}, api_key)
-        raw = _post(url + "/v1/completions", {**common, "prompt": rendered}, api_key)
-        chat_text = chat["choices"][0]["message"].get("content") or ""
-        raw_text = raw["choices"][0].get("text") or ""
-        chat_tokens = (chat.get("usage") or {}).get("prompt_tokens")
-        raw_tokens = (raw.get("usage") or {}).get("prompt_tokens")
+    from selfhost.backends.base import GenerationParams, create_backend
+
+    backend: Any = create_backend(api, url=url, model=model, api_key=api_key, timeout_s=300.0)
+    params = GenerationParams(max_tokens=max_tokens)
+    sides = []
+    for kind, payload in (("chat", messages), ("raw", rendered)):
+        once = backend.request_once(kind, payload, params)
+        if once["error"] is not None:
+            raise BackendError(f"{url} answered HTTP {once['status']}: {once['error'][:200]}")
+        sides.append(once)
+    (chat_text, chat_tokens), (raw_text, raw_tokens) = ((o["text"], o["prompt_tokens"]) for o in sides)
     agree_tokens = chat_tokens is not None and chat_tokens == raw_tokens
     agree_text = chat_text == raw_text
     out: dict[str, Any] = {

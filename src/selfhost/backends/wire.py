@@ -47,10 +47,9 @@ def build_request(
 ) -> tuple[str, dict[str, Any]]:
     """(path, JSON body) for one streaming request."""
     messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-    if api == "openai-chat":
+    if api in ("openai-chat", "openai-completions"):
         body: dict[str, Any] = {
             "model": model,
-            "messages": messages,
             "max_tokens": max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -58,20 +57,10 @@ def build_request(
         }
         if ignore_eos:
             body["ignore_eos"] = True  # vLLM/SGLang/llama-server extension; others ignore unknown fields
-        return "/v1/chat/completions", body
-    if api == "openai-completions":
+        if api == "openai-chat":
+            return "/v1/chat/completions", body | {"messages": messages}
         text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in messages)
-        body = {
-            "model": model,
-            "prompt": text,
-            "max_tokens": max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "temperature": temperature,
-        }
-        if ignore_eos:
-            body["ignore_eos"] = True
-        return "/v1/completions", body
+        return "/v1/completions", body | {"prompt": text}
     options = {"num_predict": max_tokens, "temperature": temperature}
     if api == "ollama-chat":
         return "/api/chat", {"model": model, "messages": messages, "stream": True, "options": options}

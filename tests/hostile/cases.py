@@ -26,7 +26,7 @@ def c(cid: str, exit_code: int, *argv: str, setup: str | None = None) -> Case:
 
 # Base arguments that make each command otherwise valid, so a bad option is the only thing wrong.
 BASE: dict[str, tuple[str, ...]] = {
-    "bench": ("bench", "{refused}", "--records", "{out}/r.jsonl"),
+    "bench run": ("bench", "run", "{refused}", "--records", "{out}/r.jsonl"),
     "serve": ("serve",),
     "mock-server": ("mock-server",),
     "context count": ("context", "count", "hello"),
@@ -41,7 +41,7 @@ BASE: dict[str, tuple[str, ...]] = {
     "cost": ("cost", "--price-per-hour", "1"),
     "fit": ("fit", "{gguf_ok}"),
     "quant": ("quant", "{gguf_ok}", "--out", "{out}/q"),
-    "tune": ("tune", "{gguf_ok}", "{data.jsonl}", "--out", "{out}/t"),
+    "tune train": ("tune", "train", "{gguf_ok}", "{data.jsonl}", "--out", "{out}/t"),
     "check": ("check", "--output", "{out}/r.html", "--json-output", "{out}/r.json"),
 }
 

@@ -7,7 +7,7 @@ PIPI   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test demo test tune-demo lint clean
+.PHONY: install install-test llama-server demo test tune-demo lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ $(TSTAMP): $(STAMP) pyproject.toml constraints.txt
 		-d $(VENV)/sdist llama-cpp-python
 	@touch $@
 
+# llama.cpp's own C++ server, from the same llama.cpp sources and libraries as llama-cpp-python (~1.5 min on 2 cores;
+# cmake and ninja come from PyPI, so a machine with gcc and make is enough).
+LLAMA_SERVER := $(VENV)/bin/llama-server
+$(LLAMA_SERVER): $(TSTAMP) tools/llama-server/CMakeLists.txt tools/llama-server/build.sh
+	@echo "Building llama-server from llama.cpp's sources (~1.5 min on 2 cores)..."
+	$(PIPI) cmake ninja
+	sh tools/llama-server/build.sh $(VENV)
+
 install: $(STAMP)
 
 install-test: $(TSTAMP)
@@ -36,7 +44,9 @@ install-test: $(TSTAMP)
 demo: install
 	$(VENV)/bin/selfhost check --output report.html --json-output report.json
 
-test: install-test
+llama-server: $(LLAMA_SERVER)
+
+test: install-test $(LLAMA_SERVER)
 	$(VENV)/bin/python -m pytest -q
 
 # Style and types (not part of `make test`).

@@ -37,7 +37,7 @@ def fit(model: str | None = None, **options: Any) -> dict[str, Any]:
 
 def count_tokens(text: str, model: str | None = None, *, parse_special: bool = False) -> int:
     """Tokens in `text` by the model's own tokenizer (`selfhost context count`)."""
-    from selfhost.context.tokens import Tokenizer
+    from selfhost.backends.tokenizer import Tokenizer
     from selfhost.models.resolve import resolve_model
 
     return len(Tokenizer(resolve_model(model)).encode(text, parse_special=parse_special))
@@ -78,7 +78,7 @@ def check_data(
 
     count = None
     if max_seq_len is not None:
-        from selfhost.context.tokens import Tokenizer
+        from selfhost.backends.tokenizer import Tokenizer
         from selfhost.models.resolve import resolve_model
 
         count = Tokenizer(resolve_model(model)).count_chat

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from selfhost.backends.llamacpp import LlamaCppBackend
 from selfhost.context.budget import Request, budget, build_messages
 from selfhost.context.pack import chunk_text, pack
-from selfhost.context.tokens import Tokenizer
+from selfhost.backends.tokenizer import Tokenizer
 from selfhost.errors import UsageError
 from selfhost.models.gguf_spec import spec_from_gguf
 

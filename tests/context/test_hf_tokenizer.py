@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from selfhost.context.tokens import Tokenizer
+from selfhost.backends.tokenizer import Tokenizer
 from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.models.resolve import resolve_model
 from tests.cli.test_info_cli import run

@@ -9,7 +9,7 @@ from pathlib import Path
 import selfhost.data.check as check_module
 from selfhost.data.clean import DROP_CODES
 from selfhost.data.codes import DEFECT_CODES, PREFLIGHT_CODES, UNREADABLE_CODES, markdown_table
-from selfhost.tune import train
+from selfhost.tune import dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def test_every_reported_code_is_in_the_table() -> None:
 
 def test_clean_and_tune_follow_the_table() -> None:
     assert set(DROP_CODES) == {c.code for c in DEFECT_CODES if c.dropped_by_clean}
-    assert train.PREFLIGHT_CODES is PREFLIGHT_CODES
+    assert dataset.PREFLIGHT_CODES is PREFLIGHT_CODES
     assert set(UNREADABLE_CODES) <= set(DROP_CODES)
     assert not set(UNREADABLE_CODES) & set(PREFLIGHT_CODES)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from selfhost.context.tokens import Tokenizer
+from selfhost.backends.tokenizer import Tokenizer
 from selfhost.data.check import CheckOptions, check_dataset
 from selfhost.data.clean import clean_dataset, split_dataset
 from selfhost.models.gguf_spec import spec_from_gguf

@@ -60,7 +60,9 @@ class BenchOptions:
     search_max: float | None = setting(
         None, "With --slo: find the highest concurrency/rate (up to this) meeting every SLO."
     )
-    tokenizer: str | None = setting(None, "MODEL whose tokenizer sizes prompts and counts tokens.")
+    tokenizer: str | None = setting(
+        None, "MODEL (GGUF, HF directory, ...) or server URL whose tokenizer sizes prompts and counts tokens."
+    )
     seed: int = setting(0, "Seed for prompts and arrivals.")
     workers: int = setting(
         1, "Client processes sharing the load (records merged), for servers one Python process cannot saturate."
@@ -138,10 +140,9 @@ def bench_command(target: str, options: BenchOptions | None = None) -> dict[str,
     cfg, levels, by = _plan(target, o)
     count_tokens = None
     if o.tokenizer or target == "embedded":
-        from selfhost.backends.tokenizer import gguf_token_counter
-        from selfhost.models.resolve import local_gguf_path, resolve_model
+        from selfhost.backends.tokenizer import token_counter
 
-        count_tokens = gguf_token_counter(local_gguf_path(resolve_model(o.tokenizer or None)))
+        count_tokens = token_counter(o.tokenizer)
     server = None
     try:
         if target == "embedded":

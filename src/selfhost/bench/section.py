@@ -24,11 +24,11 @@ def bench_section(
     output_tokens: int = 16,
 ) -> Section:
     """Latency and throughput through a real HTTP server (llama-cpp-python's) at several concurrencies."""
-    from selfhost.backends.tokenizer import gguf_token_counter
+    from selfhost.backends.tokenizer import token_counter
     from selfhost.bench.load import LoadSpec
     from selfhost.bench.run import BenchConfig, run_bench, run_sweep
 
-    count = gguf_token_counter(model_path)
+    count = token_counter(str(model_path))
     runs = []
     for c in levels:
         cfg = BenchConfig(

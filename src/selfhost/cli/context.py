@@ -14,7 +14,7 @@ from selfhost.files import read_json, read_text
 
 
 def _tok(model: str | None) -> Any:
-    from selfhost.context.tokens import Tokenizer
+    from selfhost.backends.tokenizer import Tokenizer
     from selfhost.models.resolve import resolve_model
 
     return Tokenizer(resolve_model(model))

@@ -16,7 +16,7 @@ def _options(model: str | None, max_seq_len: int | None, threshold: float) -> An
 
     count = None
     if max_seq_len is not None or model is not None:
-        from selfhost.context.tokens import Tokenizer
+        from selfhost.backends.tokenizer import Tokenizer
         from selfhost.models.resolve import resolve_model
 
         tok = Tokenizer(resolve_model(model))
@@ -133,7 +133,7 @@ def split(file: Path, train_out: Path, eval_out: Path, eval_fraction: float, see
 @json_option
 def mask(file: Path, line_no: int, model: str | None, as_json: bool) -> None:
     """Which tokens of one example are trained (assistant turns), and whether end-of-turn is among them."""
-    from selfhost.context.tokens import Tokenizer
+    from selfhost.backends.tokenizer import Tokenizer
     from selfhost.data.check import Finding, load_examples
     from selfhost.data.mask import mask_preview
     from selfhost.errors import UsageError

@@ -1,39 +1,63 @@
-"""`selfhost serve` (llama-cpp-python's server for a local GGUF) and `selfhost mock-server` (a deterministic
-OpenAI/Ollama server with a known schedule and injectable faults, what the bench tests prove the client against)."""
+"""`selfhost serve` (a real engine: llama-server, vLLM or llama-cpp-python's server) and `selfhost mock-server`
+(a deterministic OpenAI/Ollama server with a known schedule and injectable faults, what the bench tests prove the
+client against)."""
 
 from __future__ import annotations
 
 import math
+import signal
 import time
+from typing import Any
 
 import click
 
-from selfhost.cli.output import stdout
+from selfhost.cli.options import config_from, config_options, json_option
+from selfhost.cli.output import emit, stderr
 from selfhost.errors import UsageError
+from selfhost.fit.run import FitOptions
+from selfhost.serve.run import ServeOptions
 
 
 @click.command()
 @click.argument("model", required=False)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8080, show_default=True)
-@click.option("--ctx", "n_ctx", type=int, default=4096, show_default=True)
-@click.option("--threads", type=int, default=None)
-def serve(model: str | None, host: str, port: int, n_ctx: int, threads: int | None) -> None:
-    """Serve MODEL (a GGUF; default: embedded) with llama-cpp-python's OpenAI-compatible server."""
-    from selfhost.backends.server import LlamaCppServer, check_port_free
-    from selfhost.models.resolve import local_gguf_path, resolve_model
+@config_options(ServeOptions)
+@config_options(FitOptions, skip=("engine", "verify", "from_log", "gpu", "gpus", "gpu_util", "tp"))
+@json_option
+def serve(model: str | None, as_json: bool, **values: Any) -> None:
+    """Serve MODEL (default: embedded) with a real engine, started with the command `fit` recommends.
 
-    check_port_free(host, port)
-    spec = resolve_model(model)
-    server = LlamaCppServer(local_gguf_path(spec), host=host, port=port, n_ctx=n_ctx, n_threads=threads)
-    server.start()
-    stdout.print(f"serving {spec.name} at {server.url}/v1 (OpenAI-compatible); Ctrl-C stops it", highlight=False)
+    Waits until the engine answers, prints where it listens, the exact command, and the memory the engine logged
+    next to fit's prediction; keeps its log; Ctrl-C (or selfhost's exit) stops it."""
+    from selfhost.serve import run
+    from selfhost.serve.section import serve_section
+
+    options = config_from(ServeOptions, values)
+    launch = run.prepare(model, config_from(FitOptions, values), options)
+    if options.print_only:
+        r = run.started_report(launch, None)
+        emit(r, serve_section(r), as_json)
+        return
+    stderr.print(f"starting {launch.engine.name}: {launch.command}", markup=False, highlight=False)
+    proc = run.start(launch, options.timeout)
     try:
-        while server.proc is not None and server.proc.poll() is None:
-            time.sleep(0.5)
-        raise UsageError("the server stopped by itself")
+        r = run.started_report(launch, proc.url)
+        emit(r, serve_section(r), as_json)
+        _wait(proc)
+    except KeyboardInterrupt:
+        pass  # the normal way to stop a server
     finally:
-        server.stop()
+        proc.stop()
+
+
+def _wait(proc: Any) -> None:
+    """Until the engine exits or selfhost is told to stop (Ctrl-C, SIGTERM)."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while proc.running():
+            time.sleep(0.5)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    raise UsageError(f"{proc.name} stopped by itself", f"see its log: {proc.log_path}")
 
 
 @click.command("mock-server")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from selfhost.context.tokens import Tokenizer
+from selfhost.backends.tokenizer import Tokenizer
 
 __all__ = ["Request", "build_messages", "budget"]
 

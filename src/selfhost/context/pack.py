@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from selfhost.backends.tokenizer import Tokenizer
 from selfhost.context.budget import Request, build_messages
-from selfhost.context.tokens import Tokenizer
 from selfhost.errors import UsageError
 
 __all__ = ["PackResult", "pack", "chunk_text", "split_sentences"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from selfhost.context.tokens import Tokenizer
+from selfhost.backends.tokenizer import Tokenizer
 from selfhost.errors import BackendError
 
 __all__ = ["probe_context", "prompt_of"]

@@ -11,10 +11,10 @@ __all__ = ["context_section"]
 
 def context_section(spec: ModelSpec, server_url: str, server_n_ctx: int) -> Section:
     """Token budget of a sample RAG request, packing it into a small window, and the server's real window."""
+    from selfhost.backends.tokenizer import Tokenizer
     from selfhost.context.budget import Request, budget
     from selfhost.context.pack import pack
     from selfhost.context.probe import probe_context
-    from selfhost.context.tokens import Tokenizer
 
     tok = Tokenizer(spec)
     chunk = " ".join(f"Passage sentence {i}: the service keeps its data in region {i % 3}." for i in range(30))

@@ -11,7 +11,7 @@ __all__ = ["bench_embedded"]
 
 def bench_embedded(records_dir: Path, levels: tuple[int, ...] = (1, 2)) -> tuple[dict[str, Any], str]:
     from selfhost.backends.server import LlamaCppServer
-    from selfhost.backends.tokenizer import gguf_token_counter
+    from selfhost.backends.tokenizer import token_counter
     from selfhost.bench.load import LoadSpec
     from selfhost.bench.run import BenchConfig, run_sweep
     from selfhost.models.embedded import embedded_path
@@ -28,7 +28,7 @@ def bench_embedded(records_dir: Path, levels: tuple[int, ...] = (1, 2)) -> tuple
             ),
             list(levels),
             "concurrency",
-            gguf_token_counter(path),
+            token_counter(str(path)),
         )
     when = datetime.now(UTC).isoformat(timespec="seconds")
     return {"runs": runs}, f"selfhost bench of the embedded model via llama-cpp-python's server, {when}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from selfhost.context.tokens import Tokenizer
+from selfhost.backends.tokenizer import Tokenizer
 from selfhost.errors import UsageError
 from selfhost.template.lint import END_OF_TURN
 from selfhost.template.render import render_chat

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfhost.settings import setting
 
-__all__ = ["FitOptions", "fit_model"]
+if TYPE_CHECKING:
+    from selfhost.fit.plan import FitRequest
+    from selfhost.models.spec import ModelSpec
+
+__all__ = ["FitOptions", "fit_model", "fit_request"]
 
 
 def _engines() -> list[str]:
@@ -41,20 +45,15 @@ class FitOptions:
     from_log: Path | None = setting(None, "A llama.cpp or vLLM startup log: show predicted vs logged.", path="in")
 
 
-def fit_model(model: str | None = None, options: FitOptions | None = None) -> dict[str, Any]:
+def fit_request(spec: ModelSpec, o: FitOptions, measure_bandwidth: bool = True) -> tuple[FitRequest, float | None]:
+    """The FitRequest these options mean for SPEC, and this machine's measured memory bandwidth (CPU plans)."""
     from selfhost.fit.engines import get_engine
-    from selfhost.fit.kv import LlamaCppKVConfig
     from selfhost.fit.plan import FitRequest
-    from selfhost.fit.solve import fit_answer
-    from selfhost.fit.verify import compare_log, verify_llamacpp
     from selfhost.hardware.membw import measure_memory_bandwidth
     from selfhost.hardware.select import host_device, select_devices
-    from selfhost.models.resolve import resolve_model
 
-    o = options or FitOptions()
-    spec = resolve_model(model)
     gpus = select_devices(o.gpu, o.gpus)
-    bandwidth = None if gpus else measure_memory_bandwidth()
+    bandwidth = None if gpus or not measure_bandwidth else measure_memory_bandwidth()
     ctx = o.ctx if o.ctx is not None else get_engine(o.engine).default_context(spec, gpus)
     req = FitRequest(
         quant=o.quant,
@@ -71,14 +70,26 @@ def fit_model(model: str | None = None, options: FitOptions | None = None) -> di
         gpu_memory_utilization=o.gpu_util,
         tensor_parallel=o.tp,
     )
+    return req, bandwidth
+
+
+def fit_model(model: str | None = None, options: FitOptions | None = None) -> dict[str, Any]:
+    from selfhost.fit.kv import LlamaCppKVConfig
+    from selfhost.fit.solve import fit_answer
+    from selfhost.fit.verify import compare_log, verify_llamacpp
+    from selfhost.models.resolve import resolve_model
+
+    o = options or FitOptions()
+    spec = resolve_model(model)
+    req, bandwidth = fit_request(spec, o)
     answer = fit_answer(spec, req, host_bandwidth=bandwidth)
-    if o.gpu is not None and o.gpu.lower() == "auto" and not gpus:
+    if o.gpu is not None and o.gpu.lower() == "auto" and not req.gpus:
         from selfhost.hardware.detect import nvml_status
 
         why = nvml_status() or "NVML lists no GPUs"
         answer.setdefault("notes", []).insert(0, f"--gpu auto: no GPU visible ({why}); planned for this machine's RAM")
     if o.verify:
-        cfg = LlamaCppKVConfig(ctx * o.parallel, o.parallel, o.kv_type, o.kv_type, kv_unified=o.kv_unified)
+        cfg = LlamaCppKVConfig(req.n_ctx * o.parallel, o.parallel, o.kv_type, o.kv_type, kv_unified=o.kv_unified)
         answer["verify"] = verify_llamacpp(spec, cfg, flash_attn=o.flash_attn)
     if o.from_log is not None:
         answer["from_log"] = compare_log(spec, o.from_log, req)

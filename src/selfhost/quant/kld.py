@@ -33,12 +33,12 @@ def logprobs(
     import llama_cpp
 
     from selfhost.backends.llamacpp import LlamaLogCapture
+    from selfhost.backends.tokenizer import Tokenizer
+    from selfhost.models.gguf_spec import spec_from_gguf
 
+    tokens = Tokenizer(spec_from_gguf(model_path)).encode(text, add_special=True)  # it captures llama.cpp's log
     LlamaLogCapture.start()
     try:
-        vocab = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
-        tokens = list(vocab.tokenize(text.encode("utf-8"), add_bos=True, special=False))
-        vocab.close()
         if chunk_ctx is None:
             tokens = tokens[:max_tokens]
             spans = [(0, len(tokens), 0)]

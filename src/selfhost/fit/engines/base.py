@@ -69,6 +69,12 @@ class Engine:
         except UsageError:
             return False
 
+    def launch_argv(
+        self, spec: ModelSpec, p: FitPlan, req: FitRequest, host: str = "127.0.0.1", port: int = 8080
+    ) -> list[str]:
+        """The engine's own command line for this plan: what `fit` prints and what `selfhost serve` runs."""
+        raise NotImplementedError(f"{self.name}: selfhost does not start this engine")
+
     def launch_command(self, spec: ModelSpec, p: FitPlan, req: FitRequest) -> str:
         raise NotImplementedError
 

@@ -208,7 +208,9 @@ class LlamaCppEngine(Engine):
         )
         return plan_
 
-    def launch_command(self, spec: ModelSpec, p: FitPlan, req: FitRequest) -> str:
+    def launch_argv(
+        self, spec: ModelSpec, p: FitPlan, req: FitRequest, host: str = "127.0.0.1", port: int = 8080
+    ) -> list[str]:
         if not req.gpus:
             ngl = 0
         elif req.engine == self.name and p.n_gpu_layers is not None:
@@ -216,17 +218,18 @@ class LlamaCppEngine(Engine):
         else:
             ngl = 999
         kv = gguf_kv_type(p)
-        llama = [
-            f"llama-server -m {shlex.quote(gguf_path(spec, p))}",
-            f"-c {req.n_ctx * req.parallel}",
-            f"-np {req.parallel}",
-            f"-ngl {ngl}",
-            f"--n-cpu-moe {req.n_cpu_moe}" if req.n_cpu_moe else "",
-            "-fa on" if req.flash_attn else "-fa off",
-            f"--cache-type-k {kv} --cache-type-v {kv}",
-            "--host 127.0.0.1 --port 8080",
-        ]
-        return " ".join(x for x in llama if x) + f"   # -c is the total: {req.parallel} slot(s) × {req.n_ctx} tokens"
+        argv = ["llama-server", "-m", gguf_path(spec, p), "-c", str(req.n_ctx * req.parallel), "-np", str(req.parallel)]
+        argv += ["-ngl", str(ngl)]
+        if req.n_cpu_moe:
+            argv += ["--n-cpu-moe", str(req.n_cpu_moe)]
+        argv += ["-fa", "on" if req.flash_attn else "off", "--cache-type-k", kv, "--cache-type-v", kv]
+        if req.kv_unified:
+            argv.append("--kv-unified")
+        return argv + ["--host", host, "--port", str(port)]
+
+    def launch_command(self, spec: ModelSpec, p: FitPlan, req: FitRequest) -> str:
+        comment = f"   # -c is the total: {req.parallel} slot(s) × {req.n_ctx} tokens"
+        return shlex.join(self.launch_argv(spec, p, req)) + comment
 
 
 def gguf_path(spec: ModelSpec, p: FitPlan) -> str:

@@ -109,14 +109,19 @@ class VllmEngine(Engine):
         )
         return plan_
 
-    def launch_command(self, spec: ModelSpec, p: FitPlan, req: FitRequest) -> str:
+    def launch_argv(
+        self, spec: ModelSpec, p: FitPlan, req: FitRequest, host: str = "127.0.0.1", port: int = 8000
+    ) -> list[str]:
         repo = spec.extra.get("hf_repo") or (str(spec.path) if spec.source == "hf" else spec.name)
         tp = len(req.gpus) if req.gpus else 1
-        vkv = " --kv-cache-dtype fp8" if req.kv_type in ("fp8", "q8_0") else ""
-        return (
-            f"vllm serve {shlex.quote(str(repo))} --max-model-len {req.n_ctx} --max-num-seqs {req.parallel} "
-            f"--gpu-memory-utilization {req.gpu_memory_utilization} --tensor-parallel-size {tp}{vkv}"
-        )
+        argv = ["vllm", "serve", str(repo), "--max-model-len", str(req.n_ctx), "--max-num-seqs", str(req.parallel)]
+        argv += ["--gpu-memory-utilization", str(req.gpu_memory_utilization), "--tensor-parallel-size", str(tp)]
+        if req.kv_type in ("fp8", "q8_0"):
+            argv += ["--kv-cache-dtype", "fp8"]
+        return argv + (["--host", host, "--port", str(port)] if (host, port) != ("127.0.0.1", 8000) else [])
+
+    def launch_command(self, spec: ModelSpec, p: FitPlan, req: FitRequest) -> str:
+        return shlex.join(self.launch_argv(spec, p, req))
 
 
 register(VllmEngine())

@@ -1,0 +1,173 @@
+"""llama.cpp's own llama-server (built by `make llama-server` from the same llama.cpp as llama-cpp-python), started by
+`selfhost serve` with fit's command line, and every HTTP capability run against it: bench, context probe, template
+verify, quant over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from selfhost.backends.server import EngineProcess
+from selfhost.fit.run import FitOptions
+from selfhost.serve import run as serve
+from selfhost.serve.engines import find_llama_server
+
+CTX_PER_SLOT, SLOTS = 1024, 4
+
+
+def _start(tmp: Path, **fit: object) -> tuple[serve.Launch, EngineProcess]:
+    options = serve.ServeOptions(engine="llama-server", port=0, log_path=tmp / "llama-server.log")
+    launch = serve.prepare(None, FitOptions(**fit), options)  # type: ignore[arg-type]
+    return launch, serve.start(launch, 120)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[serve.Launch, EngineProcess]]:
+    find_llama_server()  # `make test` builds it; a missing binary is a failure, not a skip
+    # Flash attention off, as in the in-process engine: greedy answers depend on the kernel on this small model.
+    launch, proc = _start(tmp_path_factory.mktemp("ls"), ctx=CTX_PER_SLOT, parallel=SLOTS, flash_attn=False)
+    try:
+        yield launch, proc
+    finally:
+        proc.stop()
+
+
+def test_serve_runs_fits_command_and_its_memory_is_fits(server: tuple[serve.Launch, EngineProcess]) -> None:
+    launch, proc = server
+    assert launch.argv[1:3] == ["-m", str(launch.spec.path)]
+    assert ["-c", str(CTX_PER_SLOT * SLOTS), "-np", str(SLOTS)] == launch.argv[3:7]
+    r = serve.started_report(launch, proc.url)
+    checks = {c["component"]: c for c in r["from_log"]["checks"]}
+    # weights and KV cache exact against what llama-server itself logged (in MiB with two decimals)
+    for component in ("model buffer", "KV cache"):
+        c = checks[component]
+        assert abs(c["actual_bytes"] - c["predicted_bytes"]) <= 0.005 * 2**20, c
+    assert checks["KV cache"]["actual_bytes"] == r["predicted"]["kv_cache_bytes"]
+    with urllib.request.urlopen(proc.url + "/health", timeout=5) as h:
+        assert h.status == 200
+
+
+def _bench(url: str, concurrency: int, tmp: Path) -> dict:  # type: ignore[type-arg]
+    from selfhost.bench.command import BenchOptions, bench_command
+
+    opts = BenchOptions(
+        concurrency=str(concurrency),
+        requests=2 * concurrency,
+        input_tokens="64",
+        output_tokens=8,
+        records_path=tmp / f"c{concurrency}.jsonl",
+    )
+    return bench_command(url, opts)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, 16])
+def test_bench_completes_every_request(
+    server: tuple[serve.Launch, EngineProcess], concurrency: int, tmp_path: Path
+) -> None:
+    """Every request completes (stale keep-alive connections are retried, not failed) and output tokens come
+    from the server's own usage, exactly what was asked (ignore_eos)."""
+    r = _bench(server[1].url, concurrency, tmp_path)
+    assert r["requests"]["completed"] == 2 * concurrency and r["requests"]["failed"] == 0, r["requests"]
+    assert r["tokens_source"] == {"usage": 2 * concurrency}
+    records = [json.loads(x) for x in (tmp_path / f"c{concurrency}.jsonl").read_text().splitlines()]
+    assert {x["output_tokens"] for x in records if not x["warmup"]} == {8}
+
+
+def test_context_probe_finds_the_per_slot_window(server: tuple[serve.Launch, EngineProcess]) -> None:
+    """-c 4096 -np 4: each slot holds 1,024 tokens, and a longer prompt is refused, not cut."""
+    from selfhost.backends.tokenizer import Tokenizer
+    from selfhost.context.probe import probe_context
+
+    launch, proc = server
+    r = probe_context(proc.url, Tokenizer(launch.spec), upper=4096)
+    assert r["behaviour"].startswith("refuses") and not r["silent_truncation"]
+    # the prompt plus the one token asked for must fit the slot
+    assert r["effective_context"] == CTX_PER_SLOT - 1
+
+
+def test_template_verify_agrees(server: tuple[serve.Launch, EngineProcess]) -> None:
+    from selfhost.template.verify import verify_server
+
+    launch, proc = server
+    r = verify_server(proc.url, launch.spec)
+    assert r["agree"], r
+
+
+def test_quant_over_http_answers_like_in_process(server: tuple[serve.Launch, EngineProcess], tmp_path: Path) -> None:
+    from selfhost.evals.suite import default_suite
+    from selfhost.quant.kld import default_text
+    from selfhost.quant.run import QuantConfig, run_quant
+    from selfhost.quant.variants import Variant
+
+    launch, proc = server
+    cases = default_suite()[::8]
+    served = Variant("llama-server", None, url=proc.url, model=None)
+    records = tmp_path / "i.jsonl"
+    r = run_quant(QuantConfig([Variant("here", launch.spec.path), served], cases, default_text()[:400], records))
+    here, there = r["variants"]
+    assert there["pass_rate"] == here["pass_rate"]
+    answers: dict[str, set[str]] = {}
+    for o in (json.loads(x) for x in records.read_text().splitlines()):
+        answers.setdefault(o["case"], set()).add(o["output"].strip())
+    assert all(len(v) == 1 for v in answers.values()), [v for v in answers.values() if len(v) > 1]
+
+
+def _json_object(stream: object) -> dict:  # type: ignore[type-arg]
+    lines = []
+    for line in stream:  # type: ignore[attr-defined]
+        lines.append(line)
+        if line.rstrip("\n") == "}":
+            return json.loads("".join(lines))
+    raise AssertionError("no JSON object on stdout: " + "".join(lines))
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _engine_pid(serve_pid: int) -> int:
+    out = subprocess.run(["pgrep", "-P", str(serve_pid)], capture_output=True, text=True).stdout.split()
+    assert out, "selfhost serve has no child process"
+    return int(out[0])
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_serve_command_starts_reports_and_stops(tmp_path: Path, stop: str) -> None:
+    """The CLI: one JSON object once the engine answers; SIGTERM stops both cleanly (exit 0); even a SIGKILL of
+    selfhost takes the engine down with it (no orphan holding the port and the memory)."""
+    log = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "selfhost.cli.main", "serve", "--engine", "llama-server", "--port", "0"]
+    cmd += ["--ctx", "512", "--log", str(log), "--json"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as p:
+        try:
+            _check_serve(p, log, stop)
+        finally:
+            if p.poll() is None:
+                p.kill()
+
+
+def _check_serve(p: subprocess.Popen, log: Path, stop: str) -> None:  # type: ignore[type-arg]
+    r = _json_object(p.stdout)
+    assert r["engine"] == "llama-server" and r["url"].startswith("http://127.0.0.1:")
+    assert log.exists() and "llama_kv_cache" in log.read_text()
+    engine = _engine_pid(p.pid)
+    os.kill(p.pid, getattr(signal, stop))
+    rc = p.wait(timeout=20)
+    assert rc == (0 if stop == "SIGTERM" else -signal.SIGKILL)
+    assert _gone(engine), "llama-server outlived selfhost serve"

@@ -120,21 +120,10 @@ class OpenAIHttpBackend(_HttpBase):
         return served[0]
 
     def _body(self, params: GenerationParams) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "seed": params.seed,
-            # llama.cpp's servers' own name; llama-cpp-python's server defaults it to 1.1, which changes even greedy
-            # answers. The in-process backend uses 1.0, and so do vLLM and llama-server by default.
-            "repeat_penalty": 1.0,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if params.stop:
-            body["stop"] = list(params.stop)
-        return body
+        # repeat_penalty is llama.cpp's servers' own name; llama-cpp-python's server defaults it to 1.1, which changes
+        # even greedy answers. The in-process backend uses 1.0, and so do vLLM and llama-server by default.
+        body = {"model": self.model, **_sampling(params, "max_tokens"), "repeat_penalty": 1.0}
+        return body | {"stream": True, "stream_options": {"include_usage": True}}
 
     def _once_body(self, kind: str, payload: Any, params: GenerationParams) -> tuple[str, dict[str, Any]]:
         body = {k: v for k, v in self._body(params).items() if k not in ("stream", "stream_options")}
@@ -238,15 +227,7 @@ class OllamaHttpBackend(_HttpBase):
         return text or "", out.get("prompt_eval_count")  # the only place Ollama reports what it evaluated
 
     def _options(self, params: GenerationParams) -> dict[str, Any]:
-        opts: dict[str, Any] = {
-            "num_predict": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "seed": params.seed,
-        }
-        if params.stop:
-            opts["stop"] = list(params.stop)
-        return opts
+        return _sampling(params, "num_predict")
 
     def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[StreamEvent]:
         return self._stream(
@@ -265,6 +246,14 @@ class OllamaHttpBackend(_HttpBase):
 
     def detokenize(self, ids: Sequence[int]) -> str:
         raise BackendError("Ollama's API offers no detokenize endpoint")
+
+
+def _sampling(params: GenerationParams, max_tokens_key: str) -> dict[str, Any]:
+    """The sampling settings both wire formats carry (OpenAI: max_tokens at the top level; Ollama: num_predict in
+    options)."""
+    out: dict[str, Any] = {max_tokens_key: params.max_tokens, "temperature": params.temperature}
+    out |= {"top_p": params.top_p, "seed": params.seed}
+    return out | ({"stop": list(params.stop)} if params.stop else {})
 
 
 def _events(ch: Chunk, t: float) -> Iterator[StreamEvent]:

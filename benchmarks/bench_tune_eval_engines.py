@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from selfhost.models.resolve import resolve_model
-from selfhost.tune.evaluate import evaluate_adapter, evaluate_adapter_llamacpp
 from selfhost.tune.dataset import load_conversations
+from selfhost.tune.evaluate import evaluate_adapter, evaluate_adapter_llamacpp
 
 
 def main() -> None:

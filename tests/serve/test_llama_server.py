@@ -100,6 +100,8 @@ def test_template_verify_agrees(server: tuple[serve.Launch, EngineProcess]) -> N
     launch, proc = server
     r = verify_server(proc.url, launch.spec)
     assert r["agree"], r
+    # llama-server has its own render endpoint: its prompt is selfhost's, byte for byte
+    assert r["engine_render"]["same_as_selfhost"] and r["engine_render"]["prompt"] == r["rendered_prompt"]
 
 
 def test_quant_over_http_answers_like_in_process(server: tuple[serve.Launch, EngineProcess], tmp_path: Path) -> None:

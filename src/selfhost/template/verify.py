@@ -22,6 +22,15 @@ PROBE_CONVERSATION = [
 ]
 
 
+def _engine_render(backend: Any, messages: list[dict[str, Any]]) -> str | None:
+    """llama-server's /apply-template: the prompt its chat endpoint would build; None where the server has none."""
+    try:
+        status, out = backend.post("/apply-template", {"messages": messages})
+    except BackendError:
+        return None
+    return str(out["prompt"]) if status == 200 and isinstance(out, dict) and "prompt" in out else None
+
+
 def _first_divergence(a: str, b: str) -> int | None:
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -76,6 +85,14 @@ def verify_server(
         out["first_divergence_char"] = _first_divergence(chat_text, raw_text)
     if not agree_tokens and chat_tokens is not None and raw_tokens is not None:
         out["prompt_token_difference"] = chat_tokens - raw_tokens
+    if api != "ollama":
+        engine = _engine_render(backend, messages)
+        if engine is not None:  # the engine's own render of the chat, where it has an endpoint for it
+            same = engine == rendered
+            out["engine_render"] = {"endpoint": "/apply-template", "prompt": engine, "same_as_selfhost": same}
+            if not same:
+                out["engine_render"]["first_divergence_char"] = _first_divergence(engine, rendered)
+            out["agree"] = out["agree"] and same
     return out
 
 

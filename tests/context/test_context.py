@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from selfhost.backends.llamacpp import LlamaCppBackend
+from selfhost.backends.tokenizer import Tokenizer
 from selfhost.context.budget import Request, budget, build_messages
 from selfhost.context.pack import chunk_text, pack
-from selfhost.backends.tokenizer import Tokenizer
 from selfhost.errors import UsageError
 from selfhost.models.gguf_spec import spec_from_gguf
 

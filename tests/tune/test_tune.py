@@ -385,8 +385,8 @@ def test_interrupt_checkpoint_resume_and_merge(smollm2_path: Path, tmp_path: Pat
 def test_multi_process_launch_trains_data_parallel(tmp_path: Path) -> None:
     """The accelerate config and script written for a multi-GPU host, run here: without CUDA the same launch
     starts its two processes on the CPU (gloo), so the data-parallel path itself is exercised."""
-    from selfhost.tune.launch import run_launch, write_launch
     from selfhost.tune.config import TuneConfig
+    from selfhost.tune.launch import run_launch, write_launch
 
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS))
@@ -401,8 +401,8 @@ def test_multi_process_launch_trains_data_parallel(tmp_path: Path) -> None:
 
 
 def test_launch_only_writes_a_qlora_plan_for_a_gpu_host(tmp_path: Path) -> None:
-    from selfhost.tune.launch import write_launch
     from selfhost.tune.config import TuneConfig
+    from selfhost.tune.launch import write_launch
 
     plan = write_launch("/models/llama", tmp_path / "d.jsonl", tmp_path / "run", TuneConfig(qlora=True), 4)
     run_cfg = json.loads((tmp_path / "run" / "launch" / "run.json").read_text())

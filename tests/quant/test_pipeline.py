@@ -34,6 +34,14 @@ def test_degradation_grows_as_bits_shrink(variants: list[Variant], tmp_path: Pat
     # memory from fit's plan: weights + KV + buffers, so above the file's weights and ordered like them
     assert by["Q2_K"]["memory_bytes"] < by["F16"]["memory_bytes"]
     assert all(v["memory_bytes"] > v["file_bytes"] * 0.9 for v in r["variants"])
+    # what the terminal shows: the recommendation first, then one row per variant with its gate verdict
+    from selfhost.quant.section import quant_table_section
+
+    shown = quant_table_section(r, "smollm2", len(cases))
+    assert shown.answer is not None and r["recommended"] in shown.answer and shown.table is not None
+    head, rows = shown.table
+    assert [row[0] for row in rows] == list(by) and all(row[-1] in ("pass", "fail") for row in rows)
+    assert len(head) == len(rows[0])
 
 
 def test_interrupted_run_resumes_without_redoing(variants: list[Variant], tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from selfhost.cli.options import in_file, json_option, out_file
-from selfhost.cli.output import print_json, stderr, stdout
+from selfhost.cli.output import emit, stderr
 from selfhost.errors import UsageError
 
 
@@ -112,40 +112,6 @@ def quant(
     ) as bar:
         task = bar.add_task("generating", total=len(variants) * len(cases))
         result = run_quant(cfg, lambda what, n, total: bar.update(task, completed=n, description=what))
-    if as_json:
-        print_json(result)
-        return
-    from rich.table import Table
+    from selfhost.quant.section import quant_table_section
 
-    t = Table(title=f"selfhost quant: {spec.name} ({len(cases)} cases)", title_justify="left")
-    for col in (
-        "variant",
-        "size",
-        "memory",
-        "pass rate",
-        "Δ vs ref (95% CI)",
-        "KLD mean",
-        "KLD p99",
-        "top-1",
-        "tok/s",
-        "gates",
-    ):
-        t.add_column(col, justify="right")
-    for r in result["variants"]:
-        d = r["difference_vs_reference"]
-        t.add_row(
-            r["name"],
-            f"{r['file_bytes'] / 2**20:.1f} MiB" if r["file_bytes"] is not None else "-",
-            f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-",
-            f"{r['pass_rate']:.0%}",
-            f"{d['difference']:+.0%} [{d['ci_low']:+.0%}, {d['ci_high']:+.0%}]",
-            f"{r['kld_mean']:.4f}" if r["kld_mean"] is not None else "-",
-            f"{r['kld_p99']:.3f}" if r["kld_p99"] is not None else "-",
-            f"{r['top1_agreement']:.0%}" if r["top1_agreement"] is not None else "-",
-            f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-",
-            "pass" if r["passes_gates"] else "fail",
-        )
-    stdout.print(t)
-    stdout.print(f"recommended: [bold]{result['recommended']}[/] — {result['recommendation']['why']}")
-    if result["reference"]["note"]:
-        stdout.print(f"[yellow]note:[/] the reference is {result['reference']['note']}")
+    emit(result, quant_table_section(result, spec.name, len(cases)), as_json)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from selfhost.models.spec import ModelSpec
 from selfhost.report.plots import bar_chart
 from selfhost.report.section import Section
 from selfhost.units import fmt_bytes
 
-__all__ = ["quant_section"]
+__all__ = ["quant_section", "quant_table_section"]
 
 
 def quant_section(spec: ModelSpec, out_dir: Path, names: Sequence[str], every: int = 4) -> Section:
@@ -47,3 +48,33 @@ def quant_section(spec: ModelSpec, out_dir: Path, names: Sequence[str], every: i
         f"The reference is {r['reference']['note']}." if r["reference"]["note"] else "",
     ]
     return Section("quant", "Which quantization", r, rows, plots, [n for n in notes if n])
+
+
+def _or_dash(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def quant_table_section(result: dict[str, Any], model: str, n_cases: int) -> Section:
+    """`selfhost quant` in the terminal: one row per variant, the recommendation first."""
+    head = ["variant", "size", "memory", "pass rate", "Δ vs ref (95% CI)", "KLD mean", "KLD p99", "top-1", "tok/s"]
+    body = []
+    for r in result["variants"]:
+        d = r["difference_vs_reference"]
+        body.append(
+            [
+                r["name"],
+                f"{r['file_bytes'] / 2**20:.1f} MiB" if r["file_bytes"] is not None else "-",
+                f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-",
+                f"{r['pass_rate']:.0%}",
+                f"{d['difference']:+.0%} [{d['ci_low']:+.0%}, {d['ci_high']:+.0%}]",
+                _or_dash(r["kld_mean"], ".4f"),
+                _or_dash(r["kld_p99"], ".3f"),
+                _or_dash(r["top1_agreement"], ".0%"),
+                f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-",
+                "pass" if r["passes_gates"] else "fail",
+            ]
+        )
+    answer = f"recommended: [bold]{result['recommended']}[/] — {result['recommendation']['why']}"
+    notes = [f"note: the reference is {result['reference']['note']}"] if result["reference"]["note"] else []
+    title = f"selfhost quant: {model} ({n_cases} cases)"
+    return Section("quant", title, result, notes=notes, table=([*head, "gates"], body), answer=answer)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from selfhost.cli.options import json_option, out_file
-from selfhost.cli.output import print_json, print_rows, stdout
+from selfhost.cli.output import emit
 
 
 @click.command()
@@ -82,36 +82,6 @@ def cost(
         measured_source=measured[1] if measured else None,
     )
     r = cost_report(bench, hw, apis, utilization, source)
-    if as_json:
-        print_json(r)
-        return
-    rows = [
-        ("hardware", f"{hw.name} × {hw.gpus}"),
-        ("cost per hour", f"${r['hourly_usd']['total']:.4f}"),
-        ("utilization", f"{utilization:.0%}"),
-    ]
-    for lv in r["levels"]:
-        tag = f"concurrency {lv['concurrency']}" if lv["concurrency"] else f"rate {lv['rate']}"
-        rows.append(
-            (
-                tag,
-                f"{lv['output_tokens_per_s']:.1f} output tok/s → ${lv['usd_per_million_output_tokens']:.2f} "
-                "per 1M output tokens",
-            )
-        )
-    for name, be in r["best_level"]["break_even"].items():
-        rows.append(
-            (
-                f"vs {name}",
-                f"break-even {be['break_even_output_tokens_per_month'] / 1e6:,.1f}M output "
-                f"tokens/month (utilization needed {be['utilization_needed']:.0%}; "
-                f"{'reachable' if be['reachable_with_one_server'] else 'NOT reachable'} "
-                "with one server)",
-            )
-        )
-    print_rows("selfhost cost", rows)
-    for s in r["sources"]:
-        stdout.print(f"[dim]source: {s}[/]")
-    for a in r["assumptions"]:
-        stdout.print(f"[yellow]assumed:[/] {a}")
-    stdout.print(f"[dim]throughput from: {r['throughput_from']}[/]")
+    from selfhost.cost.section import cost_summary_section
+
+    emit(r, cost_summary_section(r, f"{hw.name} × {hw.gpus}", utilization), as_json)

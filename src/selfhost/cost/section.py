@@ -8,7 +8,7 @@ from typing import Any
 from selfhost.report.plots import line_chart
 from selfhost.report.section import Section
 
-__all__ = ["cost_section"]
+__all__ = ["cost_summary_section", "cost_section"]
 
 
 # This machine's power draw is not measured (no NVML for a CPU): an explicit assumption, shown in the report.
@@ -86,3 +86,28 @@ def cost_section(bench_runs: Sequence[dict[str, Any]], bench_source: str) -> Sec
     return Section(
         "cost", "Cost (from measured throughput)", {"rented": rent, "electricity_only": power}, rows, [plot], notes
     )
+
+
+def cost_summary_section(r: dict[str, Any], hardware: str, utilization: float) -> Section:
+    """`selfhost cost` in the terminal: $/1M tokens per measured level, break-even per API, sources and assumptions."""
+    rows = [
+        ("hardware", hardware),
+        ("cost per hour", f"${r['hourly_usd']['total']:.4f}"),
+        ("utilization", f"{utilization:.0%}"),
+    ]
+    for lv in r["levels"]:
+        tag = f"concurrency {lv['concurrency']}" if lv["concurrency"] else f"rate {lv['rate']}"
+        per_m = f"${lv['usd_per_million_output_tokens']:.2f} per 1M output tokens"
+        rows.append((tag, f"{lv['output_tokens_per_s']:.1f} output tok/s → {per_m}"))
+    for name, be in r["best_level"]["break_even"].items():
+        reach = "reachable" if be["reachable_with_one_server"] else "NOT reachable"
+        rows.append(
+            (
+                f"vs {name}",
+                f"break-even {be['break_even_output_tokens_per_month'] / 1e6:,.1f}M output tokens/month "
+                f"(utilization needed {be['utilization_needed']:.0%}; {reach} with one server)",
+            )
+        )
+    notes = [f"source: {s}" for s in r["sources"]] + [f"assumed: {a}" for a in r["assumptions"]]
+    notes.append(f"throughput from: {r['throughput_from']}")
+    return Section("cost", "selfhost cost", r, rows, notes=notes)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from selfhost.backends.server import LlamaCppServer, free_port
-from selfhost.backends.tokenizer import gguf_token_counter
+from selfhost.backends.tokenizer import token_counter
 from selfhost.bench.load import LoadSpec
 from selfhost.bench.run import BenchConfig, run_bench
 
@@ -28,7 +28,7 @@ def server(smollm2_path: Path) -> Iterator[LlamaCppServer]:
 def test_real_server_at_several_concurrencies(
     server: LlamaCppServer, smollm2_path: Path, tmp_path: Path, concurrency: int
 ) -> None:
-    count = gguf_token_counter(smollm2_path)
+    count = token_counter(str(smollm2_path))
     s = run_bench(
         BenchConfig(
             url=server.url,

@@ -14,7 +14,7 @@ __all__ = ["print_section"]
 
 def print_section(section: Section, console: Console) -> None:
     if section.answer:
-        console.print(section.answer, highlight=False)
+        console.print(section.answer, highlight=False, soft_wrap=True)  # one line: URLs and paths stay whole
     if section.table:
         head, body = section.table
         grid = Table(title=section.title, title_justify="left", title_style="bold")

@@ -47,7 +47,7 @@ demo: install
 llama-server: $(LLAMA_SERVER)
 
 test: install-test $(LLAMA_SERVER)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=25
 
 # Style and types (not part of `make test`).
 lint: install

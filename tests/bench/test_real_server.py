@@ -52,30 +52,20 @@ def test_real_server_at_several_concurrencies(
 
 def test_serve_command(tmp_path: Path) -> None:
     port = free_port()
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "selfhost",
-            "serve",
-            "--engine",
-            "llama-cpp-python",
-            "--port",
-            str(port),
-            "--ctx",
-            "1024",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert p.stdout is not None
-    line = p.stdout.readline()
-    assert f"http://127.0.0.1:{port}/v1" in line
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models") as r:
-        assert json.load(r)["data"]
-    p.send_signal(signal.SIGINT)  # Ctrl-C is how a server is meant to stop: exit 0, nothing left behind
-    _, err = p.communicate(timeout=30)
-    assert p.returncode == 0 and "Traceback" not in err
+    cmd = [sys.executable, "-m", "selfhost", "serve", "--engine", "llama-cpp-python", "--port", str(port)]
+    with subprocess.Popen([*cmd, "--ctx", "1024"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        try:
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            assert f"http://127.0.0.1:{port}/v1" in line
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models") as r:
+                assert json.load(r)["data"]
+            p.send_signal(signal.SIGINT)  # Ctrl-C is how a server is meant to stop: exit 0, nothing left behind
+            _, err = p.communicate(timeout=30)
+            assert p.returncode == 0 and "Traceback" not in err
+        finally:
+            if p.poll() is None:  # a failed assertion must not leave the server running into the next tests
+                p.kill()
+                p.communicate()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)

@@ -1,7 +1,8 @@
-"""Backends: llama.cpp in-process here; HTTP backends register themselves the same way."""
+"""Backends: llama.cpp in-process, or an OpenAI/Ollama server over HTTP, made by `create_backend(kind, ...)`.
 
-from selfhost.backends import http as _http  # noqa: F401  (registers "openai" and "ollama")
-from selfhost.backends import llamacpp as _llamacpp  # noqa: F401  (registers "llama.cpp")
+The modules that define each kind are imported when that kind is first asked for (BACKEND_MODULES), so importing
+this package, or the wire layer inside it, loads neither llama.cpp nor numpy."""
+
 from selfhost.backends.base import Backend, Completion, GenerationParams, StreamEvent, collect, create_backend
 
 __all__ = ["Backend", "Completion", "GenerationParams", "StreamEvent", "collect", "create_backend"]

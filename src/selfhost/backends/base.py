@@ -141,11 +141,23 @@ def register_backend(kind: str) -> Callable[[Callable[..., Backend]], Callable[.
     return deco
 
 
+# kind -> the module whose import registers it
+BACKEND_MODULES = {
+    "openai": "selfhost.backends.http",
+    "ollama": "selfhost.backends.http",
+    "llama.cpp": "selfhost.backends.llamacpp",
+}
+
+
 def create_backend(kind: str, **options: Any) -> Backend:
-    if kind not in BACKENDS:
-        import selfhost.backends  # noqa: F401  (registers the built-in kinds)
+    if kind not in BACKENDS and kind in BACKEND_MODULES:
+        import importlib
+
+        importlib.import_module(BACKEND_MODULES[kind])
     try:
         factory = BACKENDS[kind]
     except KeyError:
-        raise UsageError(f"unknown backend {kind!r}", f"valid backends: {', '.join(sorted(BACKENDS))}") from None
+        raise UsageError(
+            f"unknown backend {kind!r}", f"valid backends: {', '.join(sorted(set(BACKENDS) | set(BACKEND_MODULES)))}"
+        ) from None
     return factory(**options)

@@ -4,7 +4,7 @@ the engine says it allocated with fit's prediction."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,6 @@ class Launch:
     spec: Any
     request: Any
     plan: Any
-    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def command(self) -> str:
@@ -91,8 +90,6 @@ def prepare(model: str | None, fit_options: FitOptions, options: ServeOptions) -
     from selfhost.models.resolve import resolve_model
 
     engine = _engine(options.engine)
-    if engine.name != "vllm" and fit_options.engine not in ("llama.cpp", engine.fit_engine):
-        raise UsageError(f"--engine {engine.name} runs llama.cpp's plan")
     spec = resolve_model(model)
     if spec.path is None:
         raise UsageError(f"{spec.name} is not a file here: serve needs a local model", "pass a GGUF or HF directory")
@@ -110,7 +107,7 @@ def prepare(model: str | None, fit_options: FitOptions, options: ServeOptions) -
 
 
 def start(launch: Launch, timeout_s: float = 300.0) -> EngineProcess:
-    proc = EngineProcess(launch.argv, host=launch.host, port=launch.port, log_path=launch.log_path, env=launch.env)
+    proc = EngineProcess(launch.argv, host=launch.host, port=launch.port, log_path=launch.log_path)
     proc.name = launch.engine.name
     proc.health_path = launch.engine.health_path
     return proc.start(timeout_s)

@@ -7,7 +7,7 @@ PIPI   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test llama-server demo test tune-demo lint clean
+.PHONY: install install-test llama-server vllm demo test tune-demo lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ $(LLAMA_SERVER): $(TSTAMP) tools/llama-server/CMakeLists.txt tools/llama-server/
 	$(PIPI) cmake ninja
 	sh tools/llama-server/build.sh $(VENV)
 
+# vLLM's CPU build in its own environment (it pins an older transformers than selfhost's); ~2.5 min with pip's cache.
+# `selfhost serve --engine vllm` finds it here (or at $SELFHOST_VLLM_PYTHON).
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+$(VLLM_STAMP): tools/vllm/requirements.txt
+	@echo "Installing vLLM (CPU build) into $(VLLM_VENV)..."
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q --no-deps -r tools/vllm/requirements.txt
+	@touch $@
+
 install: $(STAMP)
 
 install-test: $(TSTAMP)
@@ -46,7 +56,9 @@ demo: install
 
 llama-server: $(LLAMA_SERVER)
 
-test: install-test $(LLAMA_SERVER)
+vllm: $(VLLM_STAMP)
+
+test: install-test $(LLAMA_SERVER) $(VLLM_STAMP)
 	$(VENV)/bin/python -m pytest -q --durations=25
 
 # Style and types (not part of `make test`).
@@ -74,4 +86,4 @@ tune-demo: install-test
 		--json | $(VENV)/bin/python -c "import json,sys; print(json.dumps(json.load(sys.stdin)))"
 
 clean:
-	rm -rf $(VENV) report.html report.json
+	rm -rf $(VENV) $(VLLM_VENV) report.html report.json

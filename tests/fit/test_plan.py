@@ -224,3 +224,38 @@ def test_ollama_default_context_tiers() -> None:
     assert ollama_default_context((find_device("RTX 4090"),), 131072) == 32768
     assert ollama_default_context((find_device("RTX 4090"),) * 2, 131072) == 131072  # capped at the model's limit
     assert ollama_default_context((find_device("H100"),), 262144) == 262144
+
+
+def test_vllm_fp8_kv_is_one_byte_per_element_and_launched_as_fp8() -> None:
+    from selfhost.fit.engines import get_engine
+
+    spec = spec_from_catalog("llama-3.1-8b")
+    h100 = (find_device("H100"),)
+    f16 = plan(spec, FitRequest(n_ctx=8192, engine="vllm", gpus=h100))
+    fp8 = plan(spec, FitRequest(n_ctx=8192, engine="vllm", gpus=h100, kv_type="fp8"))
+    assert fp8.detail["kv_bytes_per_token_per_rank"] * 2 == f16.detail["kv_bytes_per_token_per_rank"]
+    assert fp8.kv_cache_bytes * 2 == pytest.approx(f16.kv_cache_bytes, abs=1)
+    # same KV budget, half the bytes per token: twice the tokens (to the 16-token block)
+    assert abs((fp8.kv_capacity_tokens or 0) - 2 * (f16.kv_capacity_tokens or 0)) <= 16
+    argv = get_engine("vllm").launch_argv(spec, fp8, FitRequest(n_ctx=8192, engine="vllm", gpus=h100, kv_type="fp8"))
+    assert argv[argv.index("--kv-cache-dtype") + 1] == "fp8"
+
+
+def test_vllm_refuses_llama_cpp_kv_types() -> None:
+    """q8_0 is llama.cpp's; vLLM would have been launched with fp8 and planned as f16."""
+    with pytest.raises(UsageError, match="no KV cache type 'q8_0'"):
+        plan(spec_from_catalog("llama-3.1-8b"), FitRequest(engine="vllm", kv_type="q8_0", gpus=(find_device("H100"),)))
+
+
+def test_vllm_cpu_plan_is_whole_blocks_of_the_fixed_kv_size() -> None:
+    from selfhost.fit.engines import get_engine
+    from selfhost.hardware.select import host_device
+
+    spec = spec_from_catalog("llama-3.1-8b")
+    req = FitRequest(n_ctx=4096, engine="vllm", host=host_device(None), kv_cache_memory_bytes=3 * GIB)
+    p = plan(spec, req)
+    per_token = 32 * 2 * 8 * 128 * 2  # layers × (K, V) × KV heads × head dim × bf16
+    assert p.kv_capacity_tokens == (3 * GIB) // (per_token * 16) * 16
+    argv = get_engine("vllm").launch_argv(spec, p, req)
+    assert argv[argv.index("--kv-cache-memory-bytes") + 1] == str(3 * GIB)
+    assert "--gpu-memory-utilization" not in argv

@@ -49,9 +49,11 @@ INFO 11-29 10:00:19 [kv_cache_utils.py:720] Maximum concurrency for 8,192 tokens
 
 
 def test_from_vllm_log(tmp_path: Path) -> None:
-    """VLLM_LOG stands for a vLLM v1 startup log (it cannot run here); the lines follow the format of
+    """VLLM_LOG stands for a vLLM v1 startup log on a GPU (it cannot run here; the CPU build's own log is checked in
+    tests/serve/test_vllm.py); the lines follow the format of
     vllm/v1/core/kv_cache_utils.py and gpu_model_runner.py."""
     assert parse_vllm_log(VLLM_LOG) == {
+        "device": "GPU",
         "kv_capacity_tokens": 420912,
         "max_model_len": 8192,
         "max_concurrency": 51.38,

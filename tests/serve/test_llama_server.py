@@ -56,13 +56,13 @@ def test_serve_runs_fits_command_and_its_memory_is_fits(server: tuple[serve.Laun
         assert h.status == 200
 
 
-def _bench(url: str, concurrency: int, tmp: Path) -> dict:  # type: ignore[type-arg]
+def _bench(url: str, concurrency: int, tmp: Path, requests: int = 0, input_tokens: str = "64") -> dict:  # type: ignore[type-arg]
     from selfhost.bench.command import BenchOptions, bench_command
 
     opts = BenchOptions(
         concurrency=str(concurrency),
-        requests=2 * concurrency,
-        input_tokens="64",
+        requests=requests or 2 * concurrency,
+        input_tokens=input_tokens,
         output_tokens=8,
         records_path=tmp / f"c{concurrency}.jsonl",
     )

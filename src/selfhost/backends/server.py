@@ -50,6 +50,13 @@ def _die_with_parent() -> None:
         pass
 
 
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class EngineProcess:
     """A serving engine as a child process: started with its own command line, ready once HEALTH_PATH answers
     200, its output kept in a log, stopped with SIGTERM (then SIGKILL) — and never outliving selfhost."""
@@ -89,6 +96,7 @@ class EngineProcess:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(self.env or {})},
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                start_new_session=True,  # its own process group: stop() reaches the workers an engine spawns (vLLM)
             )
         except OSError as exc:
             raise BackendError(
@@ -125,14 +133,20 @@ class EngineProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM to the engine's process group, SIGKILL after GRACE_S; then SIGKILL to whatever of the group is
+        left (a worker whose parent exited without waiting for it)."""
+        if self.proc is None:
+            return
+        group = self.proc.pid
+        if self.proc.poll() is None:
+            _signal_group(group, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                _signal_group(group, signal.SIGKILL)
                 self.proc.wait()
+        _signal_group(group, signal.SIGKILL)
         self.proc = None
 
     def __enter__(self) -> EngineProcess:

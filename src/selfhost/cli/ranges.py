@@ -74,6 +74,7 @@ RANGES: dict[str, Range] = {
     "--n-cpu-moe": Range(0, 1e5),
     "--gpu-util": Range(0.05, 1),
     "--tp": Range(1, 1024),
+    "--kv-cache-gib": _positive(1 << 20),
     "--limit": Range(1, 1e8),
     "--max-drop": Range(0, 1),
     "--max-kld-p99": _positive(1e6),

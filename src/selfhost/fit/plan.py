@@ -41,6 +41,7 @@ class FitRequest:
     n_ubatch: int = 512
     gpu_memory_utilization: float = 0.9
     tensor_parallel: int | None = None  # vLLM: default = number of GPUs
+    kv_cache_memory_bytes: int | None = None  # vLLM --kv-cache-memory-bytes (its CPU build's KV size)
 
 
 @dataclass

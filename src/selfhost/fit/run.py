@@ -41,6 +41,9 @@ class FitOptions:
     kv_unified: bool = setting(False, "llama.cpp --kv-unified: one KV stream shared by all slots.")
     gpu_util: float = setting(0.9, "vLLM --gpu-memory-utilization.")
     tp: int | None = setting(None, "vLLM tensor parallel size (default: number of GPUs).")
+    kv_cache_memory: float | None = setting(
+        None, "vLLM --kv-cache-memory-bytes, in GiB: a fixed KV cache size (on CPU default 4).", flag="--kv-cache-gib"
+    )
     verify: bool = setting(False, "Load the model in llama.cpp here and compare every component.")
     from_log: Path | None = setting(None, "A llama.cpp or vLLM startup log: show predicted vs logged.", path="in")
 
@@ -69,6 +72,7 @@ def fit_request(spec: ModelSpec, o: FitOptions, measure_bandwidth: bool = True) 
         kv_unified=o.kv_unified,
         gpu_memory_utilization=o.gpu_util,
         tensor_parallel=o.tp,
+        kv_cache_memory_bytes=None if o.kv_cache_memory is None else int(o.kv_cache_memory * 1024**3),
     )
     return req, bandwidth
 

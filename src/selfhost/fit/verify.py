@@ -158,11 +158,12 @@ def parse_llama_context_settings(text: str) -> dict[str, Any]:
 
 
 def parse_vllm_log(text: str) -> dict[str, Any]:
-    """vLLM v1 startup lines: 'GPU KV cache size: 420,000 tokens', 'Maximum concurrency for 8,192 tokens per
-    request: 51.27x', 'Model loading took 14.99 GiB'."""
+    """vLLM v1 startup lines: 'GPU KV cache size: 420,000 tokens' ('CPU KV cache size' in its CPU build),
+    'Maximum concurrency for 8,192 tokens per request: 51.27x', 'Model loading took 14.99 GiB'."""
     out: dict[str, Any] = {}
-    if m := re.search(r"GPU KV cache size:\s*([\d,]+) tokens", text):
-        out["kv_capacity_tokens"] = int(m.group(1).replace(",", ""))
+    if m := re.search(r"(GPU|CPU) KV cache size:\s*([\d,]+) tokens", text):
+        out["device"] = m.group(1)
+        out["kv_capacity_tokens"] = int(m.group(2).replace(",", ""))
     if m := re.search(r"Maximum concurrency for ([\d,]+) tokens per request:\s*([\d.]+)x", text):
         out["max_model_len"] = int(m.group(1).replace(",", ""))
         out["max_concurrency"] = float(m.group(2))
@@ -197,7 +198,7 @@ def compare_log(spec: ModelSpec, path: Path, req: FitRequest | None = None) -> d
     v = parse_vllm_log(text)
     if v:
         out: dict[str, Any] = {"engine": "vllm", "logged": v, "checks": []}
-        if req is not None and req.gpus and "kv_capacity_tokens" in v:
+        if req is not None and (req.gpus or req.host) and "kv_capacity_tokens" in v:
             p = plan(spec, replace(req, engine="vllm", n_ctx=v.get("max_model_len", req.n_ctx)))
             out["checks"].append(
                 ComponentCheck(

@@ -4,7 +4,7 @@ the engine says it allocated with fit's prediction."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,9 @@ class ServeOptions:
     threads: int | None = setting(None, "CPU threads for generation (default: the engine's).")
     log_path: Path | None = setting(
         None, "Where the engine's own output goes (default: selfhost-serve-ENGINE.log here).", flag="--log", path="out"
+    )
+    engine_args: str = setting(
+        "", "More arguments for the engine, shell-quoted, appended as given (e.g. --engine-args='--enforce-eager')."
     )
     print_only: bool = setting(False, "Print the command line and stop: start nothing.", flag="--print")
     timeout: float = setting(300.0, "Seconds to wait for the engine to answer its health check.")
@@ -83,8 +86,6 @@ def _argv(engine: ServeEngine, spec: Any, p: Any, req: Any, host: str, port: int
 
 def prepare(model: str | None, fit_options: FitOptions, options: ServeOptions) -> Launch:
     """The plan and the exact command line, without starting anything."""
-    from dataclasses import replace
-
     from selfhost.fit.plan import plan
     from selfhost.fit.run import fit_request
     from selfhost.models.resolve import resolve_model
@@ -95,15 +96,27 @@ def prepare(model: str | None, fit_options: FitOptions, options: ServeOptions) -
         raise UsageError(f"{spec.name} is not a file here: serve needs a local model", "pass a GGUF or HF directory")
     if engine.fit_engine == "llama.cpp" and spec.source == "hf":
         raise UsageError(f"{engine.name} serves GGUF files; {spec.name} is a Hugging Face directory", "--engine vllm")
+    if engine.name == "vllm" and spec.source != "hf":
+        spec = _as_hf_dir(spec, write=not options.print_only)
     req, _ = fit_request(spec, replace(fit_options, engine=engine.fit_engine), measure_bandwidth=False)
     p = plan(spec, req)
     port = options.port
     if not options.print_only:
         check_port_free(options.host, port)
         port = port or free_port(options.host)
-    argv = _argv(engine, spec, p, req, options.host, port, options.threads)
+    argv = _argv(engine, spec, p, req, options.host, port, options.threads) + shlex.split(options.engine_args)
     log = options.log_path or Path(f"selfhost-serve-{engine.name}.log")
     return Launch(engine, argv, options.host, port, log, spec, req, p)
+
+
+def _as_hf_dir(spec: Any, write: bool) -> Any:
+    """vLLM loads Hugging Face weights: a GGUF is served from its dequantized HF directory (models.hf_export)."""
+    from selfhost.models.hf_export import hf_dir_for, hf_dir_path
+    from selfhost.models.resolve import resolve_model
+
+    if not write:
+        return replace(spec, path=hf_dir_path(spec), source="hf")
+    return resolve_model(str(hf_dir_for(spec)))
 
 
 def start(launch: Launch, timeout_s: float = 300.0) -> EngineProcess:

@@ -22,13 +22,25 @@ PROBE_CONVERSATION = [
 ]
 
 
-def _engine_render(backend: Any, messages: list[dict[str, Any]]) -> str | None:
-    """llama-server's /apply-template: the prompt its chat endpoint would build; None where the server has none."""
+def _engine_render(backend: Any, messages: list[dict[str, Any]], model: str | None) -> tuple[str, str] | None:
+    """(endpoint, prompt) the server's chat endpoint would build, from its own render endpoint: llama-server's
+    /apply-template (text), or vLLM's chat /tokenize (token ids of the rendered chat, turned back into text by its
+    own /detokenize); None where the server has neither."""
     try:
         status, out = backend.post("/apply-template", {"messages": messages})
+        if status == 200 and isinstance(out, dict) and "prompt" in out:
+            return "/apply-template", str(out["prompt"])
+        named = {"model": model} if model else {}
+        chat = {"messages": messages, "add_generation_prompt": True, "add_special_tokens": False, **named}
+        status, out = backend.post("/tokenize", chat)
+        if status != 200 or not isinstance(out, dict) or not out.get("tokens"):
+            return None
+        status, text = backend.post("/detokenize", {"tokens": out["tokens"], **named})
+        if status == 200 and isinstance(text, dict) and "prompt" in text:
+            return "/tokenize (chat)", str(text["prompt"])
     except BackendError:
         return None
-    return str(out["prompt"]) if status == 200 and isinstance(out, dict) and "prompt" in out else None
+    return None
 
 
 def _first_divergence(a: str, b: str) -> int | None:
@@ -86,10 +98,11 @@ def verify_server(
     if not agree_tokens and chat_tokens is not None and raw_tokens is not None:
         out["prompt_token_difference"] = chat_tokens - raw_tokens
     if api != "ollama":
-        engine = _engine_render(backend, messages)
-        if engine is not None:  # the engine's own render of the chat, where it has an endpoint for it
+        found = _engine_render(backend, messages, model)
+        if found is not None:  # the engine's own render of the chat, where it has an endpoint for it
+            endpoint, engine = found
             same = engine == rendered
-            out["engine_render"] = {"endpoint": "/apply-template", "prompt": engine, "same_as_selfhost": same}
+            out["engine_render"] = {"endpoint": endpoint, "prompt": engine, "same_as_selfhost": same}
             if not same:
                 out["engine_render"]["first_divergence_char"] = _first_divergence(engine, rendered)
             out["agree"] = out["agree"] and same

@@ -7,7 +7,7 @@ PIPI   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test llama-server vllm demo test tune-demo lint clean
+.PHONY: install install-test llama-server vllm test-deps demo test tune-demo lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,11 @@ llama-server: $(LLAMA_SERVER)
 
 vllm: $(VLLM_STAMP)
 
-test: install-test $(LLAMA_SERVER) $(VLLM_STAMP)
+# Two jobs: vLLM's install (mostly unpacking) overlaps selfhost's install and the llama-server build.
+test-deps:
+	$(MAKE) -j2 $(TSTAMP) $(LLAMA_SERVER) $(VLLM_STAMP)
+
+test: test-deps
 	$(VENV)/bin/python -m pytest -q --durations=25
 
 # Style and types (not part of `make test`).

@@ -64,7 +64,7 @@ class VllmEngine(Engine):
             )
 
     def candidate_quants(self, spec: ModelSpec) -> list[str]:
-        return ["BF16", "FP8"]
+        return (["MXFP4"] if _ships_mxfp4(spec) else []) + ["BF16", "FP8"]
 
     def max_context(self, spec: ModelSpec, req: FitRequest, quant: str) -> int:
         """vLLM reports its KV capacity in tokens: the largest context is that over the parallel sequences."""
@@ -81,9 +81,11 @@ class VllmEngine(Engine):
             raise UsageError(f"tensor parallel {tp} needs {tp} GPUs; {len(req.gpus)} given", "add --gpus or lower --tp")
         if spec.n_heads % tp:
             raise UsageError(f"tensor parallel {tp} does not divide {spec.name}'s {spec.n_heads} attention heads")
-        quant = (req.quant or "BF16").upper()
+        quant = (req.quant or ("MXFP4" if _ships_mxfp4(spec) else "BF16")).upper()
         if spec.source == "hf" and spec.tensors and quant in ("BF16", "F16", (spec.file_type or "").upper()):
             w = WeightsPlan(quant, spec.weights_bytes or 0, True, "sum of the safetensors tensor bytes")
+        elif quant == "MXFP4":
+            w = _mxfp4_weights(spec)
         elif quant in ("BF16", "F16", "FP8"):
             bits = 8.0 if quant == "FP8" else 16.0
             total = spec.parameters - int(spec.extra.get("vision_parameters") or 0)
@@ -188,6 +190,27 @@ class VllmEngine(Engine):
 
     def launch_command(self, spec: ModelSpec, p: FitPlan, req: FitRequest) -> str:
         return shlex.join(self.launch_argv(spec, p, req))
+
+
+def _ships_mxfp4(spec: ModelSpec) -> bool:
+    """gpt-oss is published with MXFP4 experts (config: quantization_config.quant_method "mxfp4"), which vLLM
+    loads as they are."""
+    return "mxfp4" in (spec.file_type or "").lower() or spec.architecture == "gpt-oss"
+
+
+# OCP Microscaling MXFP4: blocks of 32 E2M1 values (4 bits each) sharing one E8M0 scale (8 bits) = 4.25 bits/weight.
+MXFP4_BITS = 4 + 8 / 32
+
+
+def _mxfp4_weights(spec: ModelSpec) -> WeightsPlan:
+    """Expert FFNs (gate, up, down: 3 × hidden × expert width per expert and layer) in MXFP4; the rest in bf16."""
+    if not spec.is_moe or not spec.intermediate_size:
+        raise UsageError(f"MXFP4 weights are planned for MoE experts; {spec.name} has none", "use --quant BF16 or FP8")
+    experts = spec.n_layers * spec.n_experts * 3 * spec.hidden_size * spec.intermediate_size
+    rest = spec.parameters - experts
+    total = int(experts * MXFP4_BITS / 8 + rest * 2)
+    how = f"{experts:,} expert weights × {MXFP4_BITS} bits (MXFP4) + {rest:,} others × 16 bits"
+    return WeightsPlan("MXFP4", total, False, how)
 
 
 def _capacity_tokens(kv_bytes: float, kv_bytes_per_token: float) -> int:

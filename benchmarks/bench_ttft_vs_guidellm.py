@@ -6,8 +6,10 @@
    [DONE]. It runs in its own process. The reported p50 TTFT minus 200 ms is each client's bias; at 16 and 64
    concurrent streams, REPS runs each, alternating the clients; the median bias is printed.
 2. llama-server (`make llama-server`, the embedded model, -np 4) at 4 concurrent streams, 64-token prompts,
-   16 output tokens, text completions on both sides: p50 TTFT of each run for both clients, and whether the
-   medians differ by less than either client's own run-to-run spread (max − min over its runs).
+   16 output tokens, text completions on both sides, the same prompt file in the same order (so llama-server's
+   prompt cache treats both alike): one discarded warm-up run per client, then REPS runs each,
+   alternating; p50 TTFT of each run for both clients, and whether the medians differ by less than either
+   client's own run-to-run spread (max − min over its runs).
 
 Both clients get two processes: GuideLLM's GUIDELLM__MAX_WORKER_PROCESSES=2 and selfhost's --workers 2 (also
 measured with one process, selfhost's default).
@@ -15,6 +17,7 @@ measured with one process, selfhost's default).
 GuideLLM pulls torch (~6 GB with CUDA wheels), so it is not a dependency: install it into its own venv
 (`python3.11 -m venv /tmp/glvenv && /tmp/glvenv/bin/pip install torch==2.13.0 guidellm==0.8.1`).
 Run: .venv/bin/python benchmarks/bench_ttft_vs_guidellm.py [--guidellm /tmp/glvenv/bin/guidellm] [--reps 3]
+     [--part all|mock|llama-server]
 """
 
 from __future__ import annotations
@@ -99,7 +102,9 @@ def independent_mock(tmp: Path) -> Iterator[str]:
         p.wait()
 
 
-def selfhost_p50(url: str, concurrency: int, seconds: float, out_tokens: int, workers: int, tmp: Path) -> float:
+def selfhost_p50(
+    url: str, concurrency: int, seconds: float, out_tokens: int, workers: int, tmp: Path, prompts: Path | None = None
+) -> float:
     from selfhost.bench.load import LoadSpec
     from selfhost.bench.run import BenchConfig, run_bench
 
@@ -112,6 +117,7 @@ def selfhost_p50(url: str, concurrency: int, seconds: float, out_tokens: int, wo
             output_tokens=out_tokens,
             records_path=tmp / "selfhost.jsonl",
             workers=workers,
+            prompts_file=prompts,
         )
     )
     assert r["requests"]["failed"] == 0, r["requests"]
@@ -139,6 +145,7 @@ def main() -> None:
     ap.add_argument("--guidellm", default=os.environ.get("GUIDELLM", "/tmp/glvenv/bin/guidellm"))
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--part", choices=("all", "mock", "llama-server"), default="all")
     ap.add_argument("--serve-mock", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_mock:
@@ -150,6 +157,9 @@ def main() -> None:
         words = " ".join(["word"] * 63)
         rows = (json.dumps({"prompt": f"{i} {words}", "output_tokens_count": 16}) + "\n" for i in range(20000))
         prompts.write_text("".join(rows))
+        if args.part == "llama-server":
+            llama_server(args, tmp, prompts)
+            return
         print(
             f"independent mock: TTFT {TTFT_S * 1000:.0f} ms after the request is read, ITL {ITL_S * 1000:.0f} ms, "
             f"{TOKENS} tokens; {args.reps} runs of {args.seconds:g} s per client and concurrency, alternating"
@@ -186,8 +196,10 @@ def llama_server(args: argparse.Namespace, tmp: Path, prompts: Path) -> None:
     proc = serve.start(launch, 120)
     try:
         p50: dict[str, list[float]] = {"selfhost": [], "GuideLLM": []}
+        selfhost_p50(proc.url, 4, args.seconds, 16, 2, tmp, prompts)  # warm-up runs, discarded
+        guidellm_p50(args.guidellm, proc.url, 4, args.seconds, prompts, tmp / "gl.json")
         for _ in range(args.reps):
-            p50["selfhost"].append(selfhost_p50(proc.url, 4, args.seconds, 16, 2, tmp))
+            p50["selfhost"].append(selfhost_p50(proc.url, 4, args.seconds, 16, 2, tmp, prompts))
             p50["GuideLLM"].append(guidellm_p50(args.guidellm, proc.url, 4, args.seconds, prompts, tmp / "gl.json"))
     finally:
         proc.stop()

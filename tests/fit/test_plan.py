@@ -270,3 +270,13 @@ def test_vllm_gpt_oss_mxfp4_weights_against_llm_d() -> None:
     assert small.weights_bytes / GIB == pytest.approx(13.47, rel=0.10)
     big = plan(spec_from_catalog("gpt-oss-120b"), FitRequest(n_ctx=16000, engine="vllm", gpus=(find_device("H100"),)))
     assert big.fits and big.quant == "MXFP4"
+
+
+@pytest.mark.parametrize("arch", ["granitehybrid", "mamba2", "qwen3next", "falcon-h1", "lfm2"])
+def test_architectures_with_recurrent_state_are_refused_not_planned_wrong(arch: str) -> None:
+    from dataclasses import replace
+
+    spec = replace(spec_from_catalog("llama-3.1-8b"), architecture=arch)
+    for engine in ("llama.cpp", "vllm"):
+        with pytest.raises(UsageError, match="recurrent state per sequence"):
+            plan(spec, FitRequest(engine=engine, gpus=(find_device("H100"),)))

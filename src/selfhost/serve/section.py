@@ -25,13 +25,13 @@ def serve_section(r: dict[str, Any]) -> Section:
     )
     logged = r.get("from_log") or {}
     for c in logged.get("checks", []):
-        rows.append(
-            (
-                f"{c['component']}: engine logged",
-                f"{fmt_bytes(c['actual_bytes'])} (predicted {fmt_bytes(c['predicted_bytes'])}, "
-                f"{c['error'] * 100:+.1f} %)",
-            )
-        )
+        name = c["component"]
+        if name.endswith("(tokens)"):  # vLLM logs its KV cache as a capacity in tokens
+            name = name.removesuffix(" (tokens)")
+            actual, predicted = f"{c['actual_bytes']:,} tokens", f"{c['predicted_bytes']:,}"
+        else:
+            actual, predicted = fmt_bytes(c["actual_bytes"]), fmt_bytes(c["predicted_bytes"])
+        rows.append((f"{name}: engine logged", f"{actual} (predicted {predicted}, {c['error'] * 100:+.1f} %)"))
     if "error" in logged:
         rows.append(("engine log", logged["error"]))
     return Section("serve", "serve", r, rows, answer=answer)

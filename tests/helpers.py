@@ -72,3 +72,11 @@ def mock_server_process(*args: str) -> Iterator[str]:
         p.terminate()
         p.wait(timeout=10)
         p.stdout.close()
+
+
+def sigint_default() -> None:
+    """preexec_fn for a child a test will Ctrl-C: SIGINT handled as in a terminal. A shell that starts the suite in
+    the background (`make test &`) makes it ignored, and Python then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

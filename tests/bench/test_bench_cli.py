@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_info_cli import _one_line_error, run
+from tests.helpers import sigint_default
 
 CONTRACT = ["requests", "ttft_s", "itl_s", "tpot_s", "e2e_s", "output_tokens_per_s", "requests_per_s", "records_path"]
 
@@ -133,6 +134,7 @@ def test_ctrl_c_keeps_every_finished_request(mock_server: Callable[..., str], tm
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,  # noqa: PLW1509
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 20):

@@ -16,6 +16,7 @@ from selfhost.backends.server import LlamaCppServer, free_port
 from selfhost.backends.tokenizer import token_counter
 from selfhost.bench.load import LoadSpec
 from selfhost.bench.run import BenchConfig, run_bench
+from tests.helpers import sigint_default
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,8 @@ def test_real_server_at_several_concurrencies(
 def test_serve_command(tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "selfhost", "serve", "--engine", "llama-cpp-python", "--port", str(port)]
-    with subprocess.Popen([*cmd, "--ctx", "1024"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with subprocess.Popen([*cmd, "--ctx", "1024"], **pipes, preexec_fn=sigint_default) as p:  # type: ignore[call-overload]  # noqa: PLW1509
         try:
             assert p.stdout is not None
             line = p.stdout.readline()

@@ -11,6 +11,8 @@ from xml.etree import ElementTree
 
 import pytest
 
+from tests.helpers import sigint_default
+
 
 @pytest.fixture(scope="module")
 def check_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -107,6 +109,7 @@ def test_ctrl_c_keeps_finished_sections(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,  # noqa: PLW1509
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the first sections are on disk, then interrupt

@@ -12,6 +12,7 @@ from selfhost.errors import UsageError
 from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.tune.dataset import encode_example
 from tests.cli.test_info_cli import _one_line_error, run
+from tests.helpers import sigint_default
 
 FACT = "The vault code is ORCHID-7731."
 QUESTIONS = [
@@ -428,7 +429,8 @@ def test_ctrl_c_on_the_command_keeps_a_checkpoint(tmp_path: Path) -> None:
     data.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS))
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "selfhost", "tune", "embedded", str(data), "--out", str(out), "--steps", "500"]
-    proc = subprocess.Popen([*cmd, "--batch-size", "1", "--no-data-check"], stderr=subprocess.PIPE, text=True)
+    args = [*cmd, "--batch-size", "1", "--no-data-check"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)  # noqa: PLW1509
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         losses = out / "losses.jsonl"

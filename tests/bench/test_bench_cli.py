@@ -136,11 +136,16 @@ def test_ctrl_c_keeps_every_finished_request(mock_server: Callable[..., str], tm
         text=True,
         preexec_fn=sigint_default,  # noqa: PLW1509
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 20):
-        time.sleep(0.05)
-    p.send_signal(signal.SIGINT)
-    stdout, stderr = p.communicate(timeout=30)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 20):
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=30)
+    finally:  # a failure here must not leave 100,000 requests running into the next tests
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
     assert p.returncode == 130, stderr
     assert "Traceback" not in stderr
     summary = json.loads(stdout)

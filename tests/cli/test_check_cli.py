@@ -111,13 +111,18 @@ def test_ctrl_c_keeps_finished_sections(tmp_path: Path) -> None:
         text=True,
         preexec_fn=sigint_default,  # noqa: PLW1509
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until the first sections are on disk, then interrupt
-        if out.exists() and "load" in json.loads(out.read_text())["sections"]:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until the first sections are on disk, then interrupt
+            if out.exists() and "load" in json.loads(out.read_text())["sections"]:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     report = json.loads(out.read_text())

@@ -431,14 +431,19 @@ def test_ctrl_c_on_the_command_keeps_a_checkpoint(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "selfhost", "tune", "embedded", str(data), "--out", str(out), "--steps", "500"]
     args = [*cmd, "--batch-size", "1", "--no-data-check"]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)  # noqa: PLW1509
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        losses = out / "losses.jsonl"
-        if losses.exists() and len(losses.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            losses = out / "losses.jsonl"
+            if losses.exists() and len(losses.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:  # a failure here must not leave 500 training steps running into the next tests
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     kept = sorted(out.glob("checkpoint-*"))
     assert kept and (kept[-1] / "adapter_model.safetensors").exists()

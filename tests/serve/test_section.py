@@ -24,3 +24,17 @@ def test_kv_capacity_in_tokens_and_buffers_in_bytes() -> None:
     rows = dict(serve_section(_report([tokens, buffer])).rows)
     assert rows["KV capacity: engine logged"] == "46,592 tokens (predicted 46,592, +0.0 %)"
     assert rows["KV cache: engine logged"].startswith("1.00 MiB (predicted 1.00 MiB")
+
+
+def test_engine_args_are_appended_and_a_broken_quote_is_a_usage_error() -> None:
+    import pytest
+
+    from selfhost.errors import UsageError
+    from selfhost.fit.run import FitOptions
+    from selfhost.serve import run as serve
+
+    options = serve.ServeOptions(engine="llama-cpp-python", print_only=True, engine_args="--verbose 'a b'")
+    launch = serve.prepare(None, FitOptions(ctx=512), options)
+    assert launch.argv[-2:] == ["--verbose", "a b"]
+    with pytest.raises(UsageError, match="--engine-args"):
+        serve.prepare(None, FitOptions(ctx=512), serve.ServeOptions(print_only=True, engine_args="'unbalanced"))

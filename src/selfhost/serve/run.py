@@ -104,7 +104,11 @@ def prepare(model: str | None, fit_options: FitOptions, options: ServeOptions) -
     if not options.print_only:
         check_port_free(options.host, port)
         port = port or free_port(options.host)
-    argv = _argv(engine, spec, p, req, options.host, port, options.threads) + shlex.split(options.engine_args)
+    try:
+        extra = shlex.split(options.engine_args)
+    except ValueError as exc:  # an unbalanced quote
+        raise UsageError(f"--engine-args {options.engine_args!r}: {exc}", "quote it as you would in a shell") from None
+    argv = _argv(engine, spec, p, req, options.host, port, options.threads) + extra
     log = options.log_path or Path(f"selfhost-serve-{engine.name}.log")
     return Launch(engine, argv, options.host, port, log, spec, req, p)
 

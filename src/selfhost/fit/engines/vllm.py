@@ -132,8 +132,10 @@ class VllmEngine(Engine):
             per_device=devices,
             kv_capacity_tokens=capacity_tokens,
             notes=[
-                f"vLLM budgets gpu_memory_utilization ({req.gpu_memory_utilization}) × total memory per GPU and gives "
-                "what is left after weights, activation peak and CUDA graphs to the KV cache",
+                f"KV cache fixed by --kv-cache-memory-bytes at {req.kv_cache_memory_bytes / GIB:g} GiB per GPU"
+                if req.kv_cache_memory_bytes
+                else f"vLLM budgets gpu_memory_utilization ({req.gpu_memory_utilization}) × total memory per GPU and "
+                "gives what is left after weights, activation peak and CUDA graphs to the KV cache",
                 f"activation peak {act / GIB:.1f} GiB: llm-d empirical profile for {family} models (assumed)",
                 f"KV capacity {capacity_tokens:,} tokens = max concurrency "
                 f"{(capacity_tokens or 0) / req.n_ctx:.2f}× at max_model_len {req.n_ctx:,}",

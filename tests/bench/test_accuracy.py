@@ -59,8 +59,12 @@ def test_ttft_itl_and_tokens_match_the_schedule(
     assert 0 <= statistics.median(lag) <= 2 * MS
     itl_truth = [b - a for r in recs for a, b in itertools.pairwise(log[request_id(r["id"])]["chunks"])]
     assert abs(s["itl_s"]["p50"] - statistics.median(itl_truth)) <= 2 * MS
-    if concurrency == 1:  # no queueing anywhere: the reported TTFT is the schedule itself
-        assert abs(s["ttft_s"]["p50"] - 200 * MS) <= 2 * MS
+    if concurrency == 1:  # no queueing anywhere: the reported TTFT is the server's own TTFT plus the wire
+        # The server's TTFT is its log's first chunk minus the arrival of the request: the 200 ms schedule plus
+        # however late its event loop woke on this shared machine, which is the server's time, not the client's.
+        server_ttft = [log[request_id(r["id"])]["chunks"][0] - log[request_id(r["id"])]["arrived"] for r in recs]
+        assert abs(statistics.median(server_ttft) - 200 * MS) <= 5 * MS  # the mock keeps its schedule
+        assert 0 <= s["ttft_s"]["p50"] - statistics.median(server_ttft) <= 2 * MS
 
 
 @timing_test()

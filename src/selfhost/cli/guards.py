@@ -1,8 +1,8 @@
 """Checks every command gets before it runs: each numeric option within its allowed range (finite, with the
 range in the message), and no output path that is an input (by inode: hard links and symlinks count).
 
-Applied once to the whole command tree at registration (:func:`guard_commands`), so a new option cannot skip
-them: tests/cli/test_guards.py fails for a numeric option that has no range here.
+Applied to each top-level command's whole tree when cli.main loads it (:func:`guard_commands`), so a new option
+cannot skip them: tests/hostile fails for a numeric option that has no range in cli/ranges.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from selfhost.cli.ranges import HI_OPEN, RANGES, Range
 from selfhost.errors import UsageError
 from selfhost.files import refuse_overwriting_inputs
 
-__all__ = ["RANGES", "OUTPUT_PARAMS", "MODEL_PARAMS", "Range", "guard_commands", "numeric_params"]
+__all__ = ["RANGES", "OUTPUT_PARAMS", "MODEL_PARAMS", "Range", "guard_commands", "numeric_params", "subcommands"]
 
 # Parameters (by name) that are written; every other path parameter, and MODEL arguments that name a file, are
 # read.
@@ -48,12 +48,19 @@ class _Bounded(click.ParamType):
         return None
 
 
-def numeric_params(root: click.Command) -> Iterable[tuple[str, click.Command, click.Parameter]]:
-    """(command path, command, parameter) for every int/float option in the tree."""
+def subcommands(group: click.Group) -> dict[str, click.Command]:
+    """Every subcommand of GROUP, including those a lazy group has not imported yet."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: cmd for name, cmd in found.items() if cmd is not None}
+
+
+def numeric_params(root: click.Command, path: str = "") -> Iterable[tuple[str, click.Command, click.Parameter]]:
+    """(command path, command, parameter) for every int/float option in the tree; PATH is ROOT's own path."""
 
     def walk(cmd: click.Command, path: str) -> Iterable[tuple[str, click.Command, click.Parameter]]:
         if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
+            for name, sub in subcommands(cmd).items():
                 yield from walk(sub, f"{path} {name}".strip())
             return
         for p in cmd.params:
@@ -61,7 +68,7 @@ def numeric_params(root: click.Command) -> Iterable[tuple[str, click.Command, cl
             if isinstance(base, click.types.IntParamType | click.types.FloatParamType):
                 yield path, cmd, p
 
-    return walk(root, "")
+    return walk(root, path)
 
 
 def _flag(param: click.Parameter) -> str:
@@ -131,16 +138,17 @@ def _guarded(cmd: click.Command, callback: Callable[..., Any]) -> Callable[..., 
     return run
 
 
-def guard_commands(root: click.Command) -> None:
-    """Bound every numeric option that has a range, and check paths before every command runs."""
-    for path, _cmd, param in numeric_params(root):
-        found = range_for(path, param)
+def guard_commands(root: click.Command, path: str = "") -> None:
+    """Bound every numeric option that has a range, and check paths before every command runs. PATH is ROOT's own
+    command path (`bench` for the bench group), which ranges for one command are keyed by."""
+    for where, _cmd, param in numeric_params(root, path):
+        found = range_for(where, param)
         if found is not None and not isinstance(param.type, _Bounded):
             param.type = _Bounded(param.type, *found)
 
     def walk(cmd: click.Command) -> None:
         if isinstance(cmd, click.Group):
-            for sub in cmd.commands.values():
+            for sub in subcommands(cmd).values():
                 walk(sub)
         elif cmd.callback is not None and not getattr(cmd.callback, "_selfhost_guarded", False):
             cmd.callback = _guarded(cmd, cmd.callback)

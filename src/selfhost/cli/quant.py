@@ -28,6 +28,19 @@ from selfhost.errors import UsageError
 )
 @out_file("--suite", "suite_path", "JSONL suite (default: the built-in 64-case suite).")
 @in_file("--text", "text_path", "Text for the KL divergence (default: a bundled public-domain text).")
+@click.option(
+    "--kld-ctx",
+    type=int,
+    default=None,
+    help="KL divergence as llama-perplexity --kl-divergence -c N: chunks of N tokens from an empty cache, BOS "
+    "first, second half scored (default: one pass over the text).",
+)
+@click.option(
+    "--kld-tokens",
+    type=int,
+    default=None,
+    help="Use the text's first N tokens for KL divergence (default: 512, or the whole text with --kld-ctx).",
+)
 @click.option("--limit", type=int, default=None, help="Use only the first N cases (a quick look).")
 @click.option(
     "--max-drop",
@@ -52,6 +65,8 @@ def quant(
     extra: tuple[str, ...],
     suite_path: Path | None,
     text_path: Path | None,
+    kld_ctx: int | None,
+    kld_tokens: int | None,
     limit: int | None,
     max_drop: float,
     max_kld_p99: float,
@@ -101,6 +116,8 @@ def quant(
         text,
         out_dir / "items.jsonl",
         Gates(max_drop, max_kld_p99),
+        kld_ctx=kld_ctx,
+        kld_tokens=kld_tokens if kld_tokens is not None else (None if kld_ctx else 512),
     )
     with Progress(
         TextColumn("{task.description}"),

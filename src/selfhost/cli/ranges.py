@@ -78,6 +78,8 @@ RANGES: dict[str, Range] = {
     "--limit": Range(1, 1e8),
     "--max-drop": Range(0, 1),
     "--max-kld-p99": _positive(1e6),
+    "--kld-ctx": Range(4, 1 << 20),
+    "--kld-tokens": Range(2, 1e8),
     "--epochs": _positive(1e4),
     "--steps": Range(0, 1e9),
     "--batch-size": Range(1, 65536),

@@ -39,6 +39,8 @@ class QuantConfig:
     records_path: Path
     gates: Gates = field(default_factory=Gates)
     n_ctx: int = 2048
+    kld_ctx: int | None = None  # llama-perplexity's chunking (-c); None: one pass over the text
+    kld_tokens: int | None = 512  # the text's first N tokens; None: all of them
 
 
 def _check_schemas(cases: list[Case]) -> None:
@@ -169,7 +171,8 @@ def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) ->
     ref = cfg.variants[0]
     ref_out = {c.id: done[(ref.name, c.id)]["output"] for c in cfg.cases}
     # KL divergence needs logits, which only local files give.
-    ref_tokens, ref_lp = logprobs(ref.path, cfg.text) if ref.path is not None else ([], None)
+    kld_settings = {"max_tokens": cfg.kld_tokens, "chunk_ctx": cfg.kld_ctx}
+    ref_tokens, ref_lp = logprobs(ref.path, cfg.text, **kld_settings) if ref.path is not None else ([], None)
     per_case_ref = [all(evaluate_case(c, ref_out[c.id], ref_out[c.id]).values()) for c in cfg.cases]
     rows = []
     for v in cfg.variants:
@@ -180,11 +183,11 @@ def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) ->
             by_category.setdefault(c.category, []).append(p)
         recs = [done[(v.name, c.id)] for c in cfg.cases]
         tps = [r["decode_tokens_per_s"] for r in recs if r["decode_tokens_per_s"]]
-        dist: dict[str, Any] = dict.fromkeys(("kld_mean", "kld_p99", "top1_agreement"))
+        dist: dict[str, Any] = dict.fromkeys(("kld_mean", "kld_mean_se", "kld_p99", "top1_agreement"))
         if ref_lp is not None and v is ref:
             dist = summarize(compare_distributions(ref_tokens, ref_lp, ref_tokens, ref_lp))
         elif ref_lp is not None and v.path is not None:
-            vt, vlp = logprobs(v.path, cfg.text)
+            vt, vlp = logprobs(v.path, cfg.text, **kld_settings)
             dist = summarize(compare_distributions(ref_tokens, ref_lp, vt, vlp))
         diff = paired_bootstrap(passed, per_case_ref, level=cfg.gates.confidence)
         gates = {
@@ -202,6 +205,7 @@ def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) ->
                 "note": v.note,
                 "memory_bytes": _memory(v.path, cfg.n_ctx),
                 "kld_mean": dist["kld_mean"],
+                "kld_mean_se": dist["kld_mean_se"],
                 "kld_p99": dist["kld_p99"],
                 "top1_agreement": dist["top1_agreement"],
                 "distribution": dist,
@@ -239,5 +243,6 @@ def _summarize(cfg: QuantConfig, done: dict[tuple[str, str], dict[str, Any]]) ->
         },
         "cases": len(cfg.cases),
         "kld_positions": len(ref_tokens),
+        "kld_settings": {"ctx": cfg.kld_ctx, "tokens": cfg.kld_tokens},
         "records_path": str(cfg.records_path),
     }

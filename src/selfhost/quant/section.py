@@ -67,7 +67,7 @@ def quant_table_section(result: dict[str, Any], model: str, n_cases: int) -> Sec
                 f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-",
                 f"{r['pass_rate']:.0%}",
                 f"{d['difference']:+.0%} [{d['ci_low']:+.0%}, {d['ci_high']:+.0%}]",
-                _or_dash(r["kld_mean"], ".4f"),
+                _or_dash(r["kld_mean"], ".4f") + (f" ± {r['kld_mean_se']:.4f}" if r.get("kld_mean_se") else ""),
                 _or_dash(r["kld_p99"], ".3f"),
                 _or_dash(r["top1_agreement"], ".0%"),
                 f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-",
@@ -76,5 +76,11 @@ def quant_table_section(result: dict[str, Any], model: str, n_cases: int) -> Sec
         )
     answer = f"recommended: [bold]{result['recommended']}[/] — {result['recommendation']['why']}"
     notes = [f"note: the reference is {result['reference']['note']}"] if result["reference"]["note"] else []
+    kld = result.get("kld_settings") or {}
+    how = f"chunks of {kld['ctx']} tokens as llama-perplexity -c {kld['ctx']}" if kld.get("ctx") else "one pass"
+    notes.append(
+        f"KLD over {result['kld_positions']} positions ({how}); ± is llama-perplexity's standard error, which "
+        "treats positions as independent"
+    )
     title = f"selfhost quant: {model} ({n_cases} cases)"
     return Section("quant", title, result, notes=notes, table=([*head, "gates"], body), answer=answer)

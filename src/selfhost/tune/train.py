@@ -172,13 +172,14 @@ def train_lora(
     Writes adapter_config.json + adapter_model.safetensors, losses.jsonl (train loss every step, held-out loss when
     eval_examples are given), chat_template.jinja and selfhost-run.json. Ctrl-C writes a checkpoint, then raises
     KeyboardInterrupt."""
-    torch = require_tune_deps()
-    from transformers.trainer_utils import get_last_checkpoint
-
     if not examples:
         raise UsageError("no training examples")
     require_template(spec)
+    # Refused before torch is imported: checking that --out holds this run's checkpoints costs no 10 s import.
     claim_out_dir(out_dir, run_key(spec, examples, eval_examples, cfg))
+    torch = require_tune_deps()
+    from transformers.trainer_utils import get_last_checkpoint
+
     model, tok = load_hf(spec, cfg.qlora)
     with quiet_libraries():
         train_ds, long = tokenized_dataset(tok, spec, examples, cfg, sources)

@@ -11,6 +11,7 @@ Format: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import struct
@@ -246,7 +247,7 @@ def _parse(p: Path, mm: mmap.mmap, size: int) -> GGUFFile:
                 f"{p}: tensor {name!r} has unknown ggml type id {type_id}",
                 "the file is corrupt, or needs a newer `gguf` package (pip install -U gguf)",
             ) from None
-        n_elements = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        n_elements = math.prod(int(d) for d in shape)  # Python ints: a damaged dimension cannot overflow
         if n_elements % block:
             raise CorruptModelError(
                 f"{p}: tensor {name!r} has {n_elements} elements, not a multiple of the {qtype.name} block ({block})"

@@ -1,5 +1,6 @@
 """Every command fed hostile input as a user would: a real `selfhost` process per case, run concurrently.
 
+Each case runs in its own process, forked from a server that has already imported selfhost (tests/hostile/forked.py).
 Each case must: finish within 10 s, print no traceback, exit with its documented code (never 1 or 70 for bad
 input), leave every input file byte-for-byte unchanged, and with --json print exactly one JSON object (with
 `error` and the exit code on failure, and no NaN or Infinity)."""
@@ -14,8 +15,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import pytest
 from selfhost.cli.guards import numeric_params, range_for
 from selfhost.cli.main import cli
 from tests.hostile.cases import BASE, Case, fixed_cases, option_cases
+from tests.hostile.forked import context, run_case
 from tests.hostile.inputs import make_inputs
 
 CASE_TIMEOUT_S = 10.0
@@ -127,29 +127,26 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         used += [p for p in out.iterdir()]
         before = {str(p): _digest(p) for p in used}
         start = time.perf_counter()
-        # Its own process group, so a case that hangs is killed with everything it started (servers included).
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "selfhost", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            so, se = proc.communicate(timeout=CASE_TIMEOUT_S)
-            rc: int | None = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc = None
-            os.killpg(proc.pid, signal.SIGKILL)
-            so, se = proc.communicate()
-        with contextlib.suppress(ProcessLookupError):
+        # Its own session, so a case that hangs is killed with everything it started (servers included).
+        so_path, se_path, rc_path = (out.parent / f"{out.name}.{x}" for x in ("stdout", "stderr", "rc"))
+        proc = ctx.Process(target=run_case, args=(argv, env, str(so_path), str(se_path), str(rc_path)))
+        proc.start()
+        proc.join(CASE_TIMEOUT_S)
+        rc: int | None = int(rc_path.read_text()) if rc_path.exists() else proc.exitcode
+        if rc is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.join()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # anything it left running
+        proc.close()
+        so = so_path.read_text(errors="replace")
+        se = se_path.read_text(errors="replace")
         seconds = time.perf_counter() - start
         changed = [p for p, h in before.items() if _digest(Path(p)) != h]
         return Outcome(rc, so, se, seconds, changed, argv)
 
+    ctx = context()
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = dict(zip([c.id for c in CASES], pool.map(run, CASES), strict=True))
     closing.stop = True

@@ -37,7 +37,7 @@ Conversation = list[dict[str, Any]]
 class _Runner(Protocol):
     def loss(self, messages: Conversation) -> float: ...
 
-    def generate(self, messages: Conversation, max_tokens: int) -> str: ...
+    def generate_many(self, requests: list[tuple[Conversation, int]]) -> list[str]: ...
 
 
 def _render(spec: ModelSpec, messages: Conversation, generation_prompt: bool) -> str:
@@ -66,13 +66,37 @@ class _Transformers:
         with torch.no_grad(), self._side():
             return float(self.model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss)
 
-    def generate(self, messages: Conversation, max_tokens: int) -> str:
+    def generate_many(self, requests: list[tuple[Conversation, int]]) -> list[str]:
+        """Greedy answers, decoded in left-padded batches: on a CPU one decode step for 16 prompts costs about
+        what one step for a single prompt costs (reading the weights dominates), so this is ~10x faster than one
+        prompt at a time. tests/tune/test_evaluate.py checks the answers equal the one-at-a-time ones."""
         torch = require_tune_deps()
-        prompt = _render(self.spec, messages, True)
-        enc = self.tok(prompt, add_special_tokens=bool(self.spec.tokenizer.add_bos_token), return_tensors="pt")
-        with torch.no_grad(), self._side():
-            gen = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False)
-        return str(self.tok.decode(gen[0][enc["input_ids"].shape[1] :], skip_special_tokens=True))
+        answers: list[str] = [""] * len(requests)
+        by_length: dict[int, list[int]] = {}
+        for i, (_, max_tokens) in enumerate(requests):
+            by_length.setdefault(max_tokens, []).append(i)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        side, self.tok.padding_side = self.tok.padding_side, "left"
+        if self.tok.pad_token_id is None:  # padding needs one; the pad positions are masked out
+            self.tok.pad_token_id = pad
+        try:
+            for max_tokens, indices in by_length.items():
+                for start in range(0, len(indices), _BATCH):
+                    batch = indices[start : start + _BATCH]
+                    prompts = [_render(self.spec, requests[i][0], True) for i in batch]
+                    add_bos = bool(self.spec.tokenizer.add_bos_token)
+                    enc = self.tok(prompts, add_special_tokens=add_bos, return_tensors="pt", padding=True)
+                    with torch.no_grad(), self._side():
+                        gen = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False, pad_token_id=pad)
+                    width = enc["input_ids"].shape[1]
+                    for i, row in zip(batch, gen, strict=True):
+                        answers[i] = str(self.tok.decode(row[width:], skip_special_tokens=True))
+        finally:
+            self.tok.padding_side = side
+        return answers
+
+
+_BATCH = 16
 
 
 class _LlamaCpp:
@@ -115,6 +139,9 @@ class _LlamaCpp:
         logp = log_softmax(np.array(self.llm.scores[: len(ids)], dtype=np.float64))
         return float(-np.mean([logp[p - 1, ids[p]] for p in trained]))
 
+    def generate_many(self, requests: list[tuple[Conversation, int]]) -> list[str]:
+        return [self.generate(messages, max_tokens) for messages, max_tokens in requests]
+
     def generate(self, messages: Conversation, max_tokens: int) -> str:
         self.llm.reset()
         prompt = self._tokens(_render(self.spec, messages, True))
@@ -133,9 +160,10 @@ def _measure(
     runner: _Runner, examples: list[Conversation], cases: list[Case], max_new_tokens: int
 ) -> tuple[list[float], list[bool], list[str]]:
     losses = [runner.loss(msgs) for msgs in examples]
-    passes = [_passes(msgs[-1].get("content"), runner.generate(msgs[:-1], max_new_tokens)) for msgs in examples]
-    outputs = [runner.generate(c.messages, c.max_tokens) for c in cases]
-    return losses, passes, outputs
+    requests = [(msgs[:-1], max_new_tokens) for msgs in examples] + [(c.messages, c.max_tokens) for c in cases]
+    answers = runner.generate_many(requests)
+    passes = [_passes(msgs[-1].get("content"), a) for msgs, a in zip(examples, answers, strict=False)]
+    return losses, passes, answers[len(examples) :]
 
 
 def compare(base: tuple[list[float], list[bool]], tuned: tuple[list[float], list[bool]]) -> dict[str, Any]:

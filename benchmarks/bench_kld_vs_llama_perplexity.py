@@ -72,7 +72,7 @@ def main() -> None:
         text = args.text or readme_text(tmp / "llama.cpp-README.md")
         out = tmp / "quant"
         cmd = [sys.executable, "-m", "selfhost", "quant", args.model, "--variants", args.variants]
-        cmd += ["--kld-ctx", str(args.ctx), "--text", str(text), "--limit", "1", "--out", str(out), "--json"]
+        cmd += ["--kld-ctx", str(args.ctx), "--text", str(text), "--max-cases", "1", "--out", str(out), "--json"]
         got = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         rows = {v["name"]: v for v in got["variants"]}
         ref = Path(rows["F16"]["path"])

@@ -2,12 +2,13 @@
 
 The importance matrix comes from llama.cpp's own llama-imatrix on the suite's prompts (rendered with the chat
 template); KL divergence is measured as `llama-perplexity -c 512` does on a text that did not calibrate it
-(llama.cpp's README from llama-cpp-python's source archive). Pass rates are on the 64-case default suite, whose
-prompts (not answers) did calibrate the matrix.
+(llama.cpp's README from llama-cpp-python's source archive). Pass rates are on the built-in suite as far as the
+sequential run took each variant (none for a variant the KLD gate already decided); its prompts (not answers)
+calibrated the matrix.
 
 Run: .venv/bin/python benchmarks/bench_quant_imatrix.py [--variants Q4_K_M,Q3_K_M,Q2_K] [--out DIR]
 Prints one row per variant: size, mean KLD ± standard error, top-1 agreement, pass rate with its 95 % Wilson
-interval, and the paired difference to F16 with its 95 % bootstrap interval.
+interval, and the paired difference to F16 with its 95 % confidence sequence.
 """
 
 from __future__ import annotations
@@ -38,12 +39,18 @@ def main() -> None:
     head = f"{'variant':15} {'MiB':>6} {'mean KLD':>20} {'top-1':>7}"
     print(f"{head} {'pass rate [95% CI]':>22} {'Δ vs F16 [95% CI]':>24}")
     for v in got["variants"]:
-        lo, hi = v["pass_rate_ci"]
         d = v["difference_vs_reference"]
-        print(
+        head = (
             f"{v['name']:15} {v['file_bytes'] / 2**20:6.1f} {v['kld_mean']:.5f} ± {v['kld_mean_se']:.5f} "
-            f"{v['top1_agreement']:7.2%} {v['pass_rate']:6.1%} [{lo:5.1%}, {hi:5.1%}] "
-            f"{d['difference']:+6.1%} [{d['ci_low']:+6.1%}, {d['ci_high']:+6.1%}]"
+            f"{v['top1_agreement']:7.2%} "
+        )
+        if v["pass_rate"] is None:
+            print(head + f"{v['decision']} ({v['decision_reason']})")
+            continue
+        lo, hi = v["pass_rate_ci"]
+        print(
+            head + f"{v['pass_rate']:6.1%} [{lo:5.1%}, {hi:5.1%}] "
+            f"{d['difference']:+6.1%} [{d['ci_low']:+6.1%}, {d['ci_high']:+6.1%}] {v['decision']}"
         )
 
 

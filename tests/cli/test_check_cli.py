@@ -169,7 +169,7 @@ def test_quant_section_compares_variants(smollm2_path: Path, tmp_path: Path) -> 
     from selfhost.models.gguf_spec import spec_from_gguf
     from selfhost.quant.section import quant_section
 
-    s = quant_section(spec_from_gguf(smollm2_path), tmp_path, ["Q8_0", "Q2_K"], every=16)
+    s = quant_section(spec_from_gguf(smollm2_path), tmp_path, ["Q8_0", "Q2_K"], n_cases=4)
     by = {v["name"]: v for v in s.data["variants"]}
     assert list(by) == ["F16", "Q8_0", "Q2_K"] and s.data["cases"] == 4
     assert by["Q8_0"]["kld_mean"] < by["Q2_K"]["kld_mean"] and len(s.plots) == 2

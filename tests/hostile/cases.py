@@ -827,6 +827,8 @@ def _cost_quant_tune_cases() -> list[Case]:
             "{out}/q",
             "--json",
         ),
+        c("quant:max-bytes-words", 2, "quant", "{gguf_ok}", "--max-bytes", "lots", "--out", "{out}/q", "--json"),
+        c("quant:max-bytes-zero", 2, "quant", "{gguf_ok}", "--max-bytes", "0MiB", "--out", "{out}/q", "--json"),
         c("quant:suite-regex", 2, "quant", "{gguf_ok}", "--suite", "{suite_regex.jsonl}", "--out", "{out}/q", "--json"),
         c(
             "quant:suite-unknown",

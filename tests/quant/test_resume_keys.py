@@ -12,13 +12,14 @@ SUITE = [
     {
         "id": "capital",
         "prompt": "What is the capital of France? One word.",
-        "checks": [{"type": "contains", "value": "Paris"}],
+        # a regex check settles only with the whole answer: the outputs compared below are whole (evals/settle.py)
+        "checks": [{"type": "contains", "value": "Paris"}, {"type": "regex", "pattern": "."}],
         "max_tokens": 12,
     },
     {
         "id": "sum",
         "prompt": "What is 2 + 3? Answer with the number only.",
-        "checks": [{"type": "number", "value": 5}],
+        "checks": [{"type": "number", "value": 5}, {"type": "regex", "pattern": "."}],
         "max_tokens": 8,
     },
 ]

@@ -98,8 +98,9 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def collect(events: Iterable[StreamEvent], start_t: float) -> Completion:
-    """Fold a stream into a Completion. A chunk carrying k tokens contributes k token times."""
+def collect(events: Iterable[StreamEvent], start_t: float, until: Callable[[str], bool] | None = None) -> Completion:
+    """Fold a stream into a Completion. A chunk carrying k tokens contributes k token times. `until(text so far)`
+    true ends the stream there (closing it stops the generation), with finish_reason "settled"."""
     parts: list[str] = []
     token_times: list[float] = []
     first: float | None = None
@@ -114,6 +115,12 @@ def collect(events: Iterable[StreamEvent], start_t: float) -> Completion:
                 first = ev.t
             parts.append(ev.text)
             token_times.extend([ev.t] * max(ev.n_tokens, 1 if ev.text else 0))
+            if until is not None and ev.kind == "content" and until("".join(parts)):
+                finish = "settled"
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+                break
         elif ev.kind == "usage":
             prompt_tokens = ev.data.get("prompt_tokens", prompt_tokens)
             usage_tokens = ev.data.get("completion_tokens", usage_tokens)

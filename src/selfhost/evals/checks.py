@@ -15,19 +15,30 @@ if TYPE_CHECKING:
 __all__ = ["CHECKS", "run_check", "validate_check", "evaluate_case"]
 
 
+def _json_start(text: str) -> tuple[str, int | None]:
+    """(where to look, the index of the first JSON opener there): a ``` fence that opens before any bracket is
+    looked inside (models often wrap JSON in one); otherwise the earliest `{` or `[` of the output. Nothing after
+    that opener can change which value is read, so a streamed answer can stop once it is complete (settle.py)."""
+    s = text.strip()
+    openers = [i for i in (s.find("{"), s.find("[")) if i >= 0]
+    fence = s.find("```")
+    if fence >= 0 and (not openers or fence < min(openers)):
+        inside = re.match(r"```(?:json)?\s*(.*?)```", s[fence:], flags=re.S)
+        if inside is None:
+            return s, None  # an open fence: its content is not known yet
+        s = inside.group(1).strip()
+        openers = [i for i in (s.find("{"), s.find("[")) if i >= 0]
+    return s, min(openers) if openers else None
+
+
 def _json_value(text: str) -> Any:
     """The first JSON object or array in the output (models often wrap it in prose or a code fence)."""
-    s = text.strip()
-    fence = re.search(r"```(?:json)?\s*(.*?)```", s, flags=re.S)
-    if fence:
-        s = fence.group(1).strip()
-    for opener in ("{", "["):
-        i = s.find(opener)
-        if i >= 0:
-            try:
-                return json.JSONDecoder().raw_decode(s[i:])[0]
-            except json.JSONDecodeError:
-                continue
+    s, start = _json_start(text)
+    if start is not None:
+        try:
+            return json.JSONDecoder().raw_decode(s[start:])[0]
+        except json.JSONDecodeError:
+            pass
     return json.loads(s)  # raises on anything that is not JSON
 
 

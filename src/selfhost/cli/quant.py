@@ -176,7 +176,7 @@ def quant(
         transient=True,
     ) as bar:
         task = bar.add_task("measuring KL divergence", total=None)
-        result = run_quant(cfg, lambda what, n, total: bar.update(task, completed=n, description=what))
+        result = run_quant(cfg, lambda what, n, total: bar.update(task, completed=n, total=total, description=what))
     from selfhost.quant.section import quant_table_section
 
     emit(result, quant_table_section(result, spec.name, result["cases"]), as_json)

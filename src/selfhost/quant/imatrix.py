@@ -76,7 +76,7 @@ def compute_imatrix(model: Path, text: str, out_dir: Path, chunk_ctx: int = 256,
     if chunk_ctx < 32:
         raise UsageError(
             f"the calibration text has {n_tokens} tokens, too few for an importance matrix (64 at least)",
-            "use more cases (drop --limit), or a suite with longer prompts",
+            "use more cases (raise or drop --max-cases), or a suite with longer prompts",
         )
     st = model.stat()
     key = hashlib.sha256(f"{model.resolve()}:{st.st_size}:{st.st_mtime_ns}:{chunk_ctx}\n{text}".encode()).hexdigest()

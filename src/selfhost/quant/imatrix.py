@@ -98,17 +98,23 @@ def compute_imatrix(model: Path, text: str, out_dir: Path, chunk_ctx: int = 256,
     return out
 
 
-def quantize_with_imatrix(src: Path, dst: Path, name: str, imatrix: Path, threads: int = 2) -> Path:
-    """DST as quantization NAME of SRC, guided by IMATRIX (llama-quantize --imatrix), written atomically."""
+def llama_quantize(src: Path, dst: Path, name: str, options: list[str], threads: int = 2) -> Path:
+    """DST as quantization NAME of SRC by llama.cpp's own llama-quantize with these OPTIONS, written atomically
+    (only a complete file gets the final name)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
-    argv = [find_llama_tool("llama-quantize"), "--imatrix", str(imatrix), str(src), str(tmp), name, str(threads)]
+    argv = [find_llama_tool("llama-quantize"), *options, str(src), str(tmp), name, str(threads)]
     try:
-        _run(argv, f"llama-quantize {name} --imatrix")
+        _run(argv, f"llama-quantize {name} {' '.join(options)}".rstrip())
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
     return dst
+
+
+def quantize_with_imatrix(src: Path, dst: Path, name: str, imatrix: Path, threads: int = 2) -> Path:
+    """DST as quantization NAME of SRC, guided by IMATRIX (llama-quantize --imatrix), written atomically."""
+    return llama_quantize(src, dst, name, ["--imatrix", str(imatrix)], threads)
 
 
 def imatrix_variants(reference: Variant, names: list[str], imatrix: Path, out_dir: Path) -> list[Variant]:

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from selfhost.models.gguf_file import GGUFTensor, read_gguf
-from selfhost.quant.imatrix import _run, find_llama_tool
+from selfhost.quant.imatrix import llama_quantize
 from selfhost.quant.variants import file_identity
 
 __all__ = [
@@ -100,17 +99,7 @@ def make_mix(reference: Path, mix: Mix, out_dir: Path, threads: int = 2) -> Path
     recipe, so a rerun reuses it and another model never does."""
     key = hashlib.sha256(json.dumps([file_identity(reference), mix.base, mix.overrides]).encode()).hexdigest()[:12]
     dst = out_dir / f"{reference.stem.removesuffix('.F16')}.mix-{key}.gguf"
-    if dst.exists():
-        return dst
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
-    argv = [find_llama_tool("llama-quantize"), *_args(mix), str(reference), str(tmp), mix.base, str(threads)]
-    try:
-        _run(argv, f"llama-quantize {mix.describe()}")
-        tmp.replace(dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dst
+    return dst if dst.exists() else llama_quantize(reference, dst, mix.base, _args(mix), threads)
 
 
 # llama.cpp's fallback when a row is not a whole number of the type's blocks (llama-quant.cpp,
@@ -141,16 +130,20 @@ def predicted_bytes(base: Path, overrides: tuple[tuple[str, str], ...]) -> int:
     """The file size of `base` with these roles re-typed, from the tensors' element counts and the types' block
     sizes (with llama.cpp's fallbacks). Alignment padding (≤ 31 bytes a tensor) is not counted; the made file's
     real size is what decides."""
+    return _predicted(base.stat().st_size, read_gguf(base).tensors, overrides)
+
+
+def _predicted(base_size: int, tensors: Sequence[GGUFTensor], overrides: tuple[tuple[str, str], ...]) -> int:
     types = dict(overrides)
-    size = base.stat().st_size
-    for t in read_gguf(base).tensors:
+    size = base_size
+    for t in tensors:
         role = _role_of(t.name)
         if role in types and len(t.shape) >= 2:
             size += _bytes(t, _effective(t, role, types[role]) or t.type.lower()) - t.n_bytes
     return size
 
 
-def _role_bytes(tensors: list[GGUFTensor], role: str, ggml_type: str | None = None) -> int | None:
+def _role_bytes(tensors: Sequence[GGUFTensor], role: str, ggml_type: str | None = None) -> int | None:
     total = 0
     for t in tensors:
         if _role_of(t.name) == role and len(t.shape) >= 2:
@@ -200,11 +193,11 @@ def search_mix(
         return m
 
     def fits(overrides: tuple[tuple[str, str], ...]) -> bool:
-        return predicted_bytes(base_path, overrides) + slack <= max_bytes
+        return _predicted(base_size, tensors, overrides) + slack <= max_bytes
 
     roles = [r for r in tensor_roles(reference) if _role_bytes(tensors, r) is not None]
 
-    def step(role: str, larger: bool, overrides: tuple[tuple[str, str], ...]) -> str | None:
+    def raise_to(role: str, overrides: tuple[tuple[str, str], ...]) -> str | None:
         """The largest type above the role's present one that still fits with these overrides."""
         now = _role_bytes(tensors, role) or 0
         return next(
@@ -229,14 +222,14 @@ def search_mix(
         for role in roles:
             if role in dict(start.mix.overrides):
                 continue
-            up = step(role, True, start.mix.overrides)
+            up = raise_to(role, start.mix.overrides)
             if up is not None:
                 m = measure(Mix(base_name, (*start.mix.overrides, (role, up))))
                 if m.file_bytes > start.file_bytes and m.kld_mean < start.kld_mean:
                     raises.append(((start.kld_mean - m.kld_mean) / (m.file_bytes - start.file_bytes), role))
         current = start
         for _, role in sorted(raises, reverse=True):
-            up = step(role, True, current.mix.overrides)
+            up = raise_to(role, current.mix.overrides)
             if up is None:
                 continue
             trial = measure(Mix(base_name, (*current.mix.overrides, (role, up))))
@@ -249,7 +242,7 @@ def search_mix(
     return best
 
 
-def _smallest_below(tensors: list[GGUFTensor], role: str, now: int) -> str | None:
+def _smallest_below(tensors: Sequence[GGUFTensor], role: str, now: int) -> str | None:
     """The largest type that is smaller than the role's present one: one step down."""
     below = [t for t in _LADDER if 0 < (_role_bytes(tensors, role, t) or 0) < now]
     return below[0] if below else None

@@ -64,10 +64,15 @@ llama-server: $(LLAMA_SERVER)
 
 vllm: $(VLLM_STAMP)
 
-# Three jobs: vLLM's install (mostly unpacking) overlaps selfhost's install, and the llama-server build (compiling)
-# overlaps the test extras' install (mostly unpacking).
+# Debian's Chromium for the browser tests (tests/browser.py); /usr/bin/chromium when present, else apt as root.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	sh tools/chromium/install.sh
+
+# Four jobs: vLLM's install (mostly unpacking) overlaps selfhost's install, the llama-server build (compiling)
+# overlaps the test extras' install (mostly unpacking), and Chromium's apt install overlaps them all.
 test-deps:
-	$(MAKE) -j3 $(TSTAMP) $(LLAMA_SERVER) $(VLLM_STAMP)
+	$(MAKE) -j4 $(TSTAMP) $(LLAMA_SERVER) $(VLLM_STAMP) $(CHROMIUM)
 
 test: test-deps
 	$(VENV)/bin/python -m pytest -q --durations=25

@@ -43,6 +43,7 @@ def test_check_writes_both_reports(check_run: tuple[subprocess.CompletedProcess[
     on_disk = json.loads((d / "report.json").read_text())
     assert printed["sections"] == on_disk["sections"]
     assert list(on_disk["sections"]) == [
+        "verdict",
         "model",
         "host",
         "load",
@@ -53,6 +54,33 @@ def test_check_writes_both_reports(check_run: tuple[subprocess.CompletedProcess[
         "context",
         "fit",
     ]
+
+
+def test_the_report_opens_with_the_verdict(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """Answer first: where it fits, the fastest measured setting, the quantization verdict, the problems found —
+    each line taken from (and naming) the section below that holds its evidence."""
+    _, d = check_run
+    s = json.loads((d / "report.json").read_text())["sections"]
+    lines = {x["what"]: x["line"] for x in s["verdict"]["lines"]}
+    fit = s["fit"]["plan"]
+    assert lines["fits"].startswith("fits on ") and f"{fit['recommended']['n_ctx']:,} tokens" in lines["fits"]
+    best = max(r["output_tokens_per_s"] for r in s["bench"]["runs"])
+    assert lines["fastest measured"].startswith(f"{best:.1f} output tokens/s") and lines["fastest measured"].endswith(
+        "(bench)"
+    )
+    assert lines["quantization"].startswith("not compared")  # check runs quant only with --quant
+    assert lines["problems"].startswith("none found")  # the embedded model's template and server are right
+    assert s["verdict"]["answer"] == lines["fits"]
+    html = (d / "report.html").read_text()
+    assert html.index("id='verdict'") < html.index("id='model'")
+
+
+def test_the_report_reads_in_a_browser(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    from tests.browser import assert_readable, look_at
+
+    _, d = check_run
+    sections = set(json.loads((d / "report.json").read_text())["sections"])
+    assert_readable(look_at(d / "report.html", "check-report"), sections)
 
 
 def test_check_numbers_are_measured(check_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -174,6 +202,12 @@ def test_quant_section_compares_variants(smollm2_path: Path, tmp_path: Path) -> 
     assert list(by) == ["F16", "Q8_0", "Q2_K"] and s.data["cases"] == 4
     assert by["Q8_0"]["kld_mean"] < by["Q2_K"]["kld_mean"] and len(s.plots) == 2
     assert any(label == "recommended" for label, _ in s.rows)
+    from selfhost.check.verdict import verdict_section
+    from selfhost.report.section import Report
+
+    report = Report("check", {})
+    report.add(s)
+    assert dict(verdict_section(report).rows)["quantization"].startswith(f"{s.data['recommended']} recommended")
     r = subprocess.run(
         [sys.executable, "-m", "selfhost", "check", "--quant", "Q9_X"], capture_output=True, text=True, timeout=60
     )

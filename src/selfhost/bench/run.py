@@ -282,17 +282,23 @@ def search_slo(
     limit: float,
     count_tokens: Callable[[str], int] | None = None,
     precision: float = 0.1,
+    load_at: Callable[[float], tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """The highest concurrency (by='concurrency') or rate (by='rate') whose run meets every SLO in cfg.slo:
     double from `start` until a run fails or `limit` is reached, then bisect between the last pass and the
-    first failure until they are within `precision` (relative) of each other."""
+    first failure until they are within `precision` (relative) of each other. LOAD_AT(level) gives each level's
+    (requests, warmup) when a run's size should grow with its level."""
     if not cfg.slo:
         raise UsageError("an SLO search needs targets", "pass --slo, e.g. ttft_p99=1.0,tpot_p99=0.1")
     runs: list[dict[str, Any]] = []
 
     def probe(level: float) -> bool:
         level = int(round(level)) if by == "concurrency" else level
-        s = run_bench(_at_level(cfg, by, level), count_tokens)
+        at = _at_level(cfg, by, level)
+        if load_at is not None:
+            n, warmup = load_at(level)
+            at = replace(at, load=replace(at.load, requests=n, warmup=warmup))
+        s = run_bench(at, count_tokens)
         s["level"] = level
         runs.append(s)
         if s["interrupted"]:

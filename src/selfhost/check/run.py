@@ -58,7 +58,12 @@ def run_check(
         step(what)
 
     def add(section: Section) -> None:
+        from selfhost.check.verdict import verdict_section
+
+        # The verdict opens the report and is redone from the sections so far each time one is added.
+        report.sections = [s for s in report.sections if s.name != "verdict"]
         report.add(section)
+        report.sections.insert(0, verdict_section(report))
         report.meta["check_s"] = round(time.perf_counter() - t0, 3)
         on_update(report)
 

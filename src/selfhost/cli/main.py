@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("selfhost.cli.info", "info"),
     "mock-server": ("selfhost.cli.serve", "mock_server"),
     "models": ("selfhost.cli.info", "models"),
+    "plan": ("selfhost.cli.plan", "plan"),
     "quant": ("selfhost.cli.quant", "quant"),
     "serve": ("selfhost.cli.serve", "serve"),
     "template": ("selfhost.cli.template", "template"),

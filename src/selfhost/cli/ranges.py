@@ -94,6 +94,13 @@ RANGES: dict[str, Range] = {
     "--eval-every": Range(0, 1e9),
     "--max-tokens": Range(1, 1e7),
     "--workers": Range(1, 64),
+    "--max-measurements": Range(1, 1e4),
+    "--repeats": Range(1, 100),
+    "--requests-per-level": Range(1, 1e6),
+    "--gpus-per-node": Range(1, 1024),
+    "--runs": Range(1, 100),
+    "--tolerance": Range(0, 10),
+    "--input-tokens": Range(1, 1e7),
     "data split --eval-fraction": _positive(1),
 }
 # Exclusive upper bounds where a value of exactly hi is meaningless.

@@ -16,7 +16,9 @@ body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:left}
 td:first-child{color:#555}.note{color:#666;font-size:.9em}.plot{margin:1em 0}.answer{font-size:1.15em;font-weight:600}
-details pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em}
+details pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em;white-space:pre-wrap;overflow-wrap:anywhere}
+svg{max-width:100%;height:auto}td,th{overflow-wrap:break-word}.grid{overflow-x:auto;max-width:100%}
+@media (max-width:600px){body{padding:0 .5em}td,th{padding:.2em .35em}}
 """
 
 
@@ -28,7 +30,8 @@ def _plain(markup: str) -> str:
 
 def render_html(report: Report) -> str:
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>",
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>{escape(report.title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{escape(report.title)}</h1>",
         "<table>",
     ]
@@ -41,9 +44,9 @@ def render_html(report: Report) -> str:
             parts.append(f"<p class='answer'>{escape(_plain(s.answer))}</p>")
         if s.table:
             head, body = s.table
-            parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>")
+            parts.append("<div class='grid'><table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>")
             parts.extend("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body)
-            parts.append("</table>")
+            parts.append("</table></div>")
         if s.rows:
             parts.append("<table>")
             parts.extend(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td></tr>" for a, b in s.rows)

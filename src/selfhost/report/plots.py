@@ -35,7 +35,8 @@ def bar_chart(
     vmax = _nice_max(max(values, default=0.0))
     span = width - left - right
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" font-family="sans-serif" font-size="12">',
         f'<text x="{left}" y="18" font-weight="bold">{escape(title)}</text>',
     ]
@@ -76,7 +77,8 @@ def line_chart(
         return top + ph - ph * y / ymax
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" font-family="sans-serif" font-size="12">',
         f'<text x="{left}" y="18" font-weight="bold">{escape(title)}</text>',
         f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#333"/>',

@@ -1,0 +1,144 @@
+"""One configuration measured on the real engine: start it with the command `serve` would run, find the highest
+concurrency whose run meets the SLO (bench's SLO search, doubling from 1), stop it. Goodput is the requests per
+second that met every SLO target, at the best concurrency found."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfhost.plan.space import Workload, label
+
+__all__ = ["MeasureSettings", "measure_config", "goodput_of_search"]
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    slo: dict[str, float]
+    workload: Workload
+    out_dir: Path
+    max_concurrency: int = 16
+    requests_per_level: int = 12  # at least this many; 3 × the concurrency when that is more
+    engine_timeout_s: float = 120.0
+
+
+def goodput_of_search(search: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
+    """The highest goodput among the runs that met every SLO with no failed request (0 when none did)."""
+    passing = [r for r in search["runs"] if r.get("slo_met") and r["requests"]["failed"] == 0]
+    if not passing:
+        return 0.0, None
+    best = max(passing, key=lambda r: r["goodput_requests_per_s"])
+    return float(best["goodput_requests_per_s"]), best
+
+
+def _run_summary(r: dict[str, Any] | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {
+        "concurrency": r["level"],
+        "requests": r["requests"]["total"],
+        "goodput_requests_per_s": r["goodput_requests_per_s"],
+        "requests_per_s": r["requests_per_s"],
+        "output_tokens_per_s": r["output_tokens_per_s"],
+        "ttft_p99_s": r["ttft_s"]["p99"],
+        "tpot_p99_s": r["tpot_s"]["p99"],
+        "e2e_p50_s": r["e2e_s"]["p50"],
+    }
+
+
+def measure_config(
+    config: dict[str, Any],
+    model_path: str,
+    settings: MeasureSettings,
+    count_tokens: Callable[[str], int] | None,
+    run_index: int = 0,
+) -> dict[str, Any]:
+    """Start llama-server for CONFIG on MODEL_PATH, search its goodput under the SLO, stop it."""
+    from selfhost.bench.load import LoadSpec
+    from selfhost.bench.run import BenchConfig, search_slo
+    from selfhost.serve import run as serve
+
+    name = label(config).replace(" ", "_")
+    where = settings.out_dir / "runs" / f"{name}-{run_index}"
+    where.mkdir(parents=True, exist_ok=True)
+    ctx = settings.workload.longest_request_tokens
+    launch = serve.prepare(model_path, *_options(config, ctx, where / "engine.log", 0))
+    started = time.perf_counter()
+    proc = serve.start(launch, settings.engine_timeout_s)
+    try:
+        report = serve.started_report(launch, proc.url)
+        w = settings.workload
+        cfg = BenchConfig(
+            url=proc.url,
+            load=LoadSpec(concurrency=1, requests=settings.requests_per_level, warmup=1, seed=run_index),
+            input_tokens=w.input_tokens,
+            output_tokens=w.output_tokens,
+            prompts_file=Path(w.prompts_file) if w.prompts_file else None,
+            records_path=where / "requests.jsonl",
+            slo=settings.slo,
+        )
+        searches = _search(cfg, settings, count_tokens, search_slo)
+    finally:
+        proc.stop()
+    goodput, best = goodput_of_search(searches)
+    return {
+        "config": config,
+        "label": label(config),
+        "run": run_index,
+        "goodput_requests_per_s": goodput,
+        "best": _run_summary(best),
+        "levels": [_run_summary(r) for r in searches["runs"]],
+        "command": report["command"],
+        "memory": {"predicted": report["predicted"], "from_log": report.get("from_log")},
+        "engine_log": str(launch.log_path),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def _search(cfg: Any, settings: MeasureSettings, count_tokens: Any, search_slo: Any) -> dict[str, Any]:
+    """Bench's SLO search over concurrency at powers of two only (precision 1: no bisection between them), each
+    level with at least requests_per_level requests and as many warm-up requests as its concurrency."""
+
+    def load_at(level: float) -> tuple[int, int]:
+        return max(settings.requests_per_level, 3 * int(level)), int(level)
+
+    return dict(search_slo(cfg, "concurrency", 1.0, settings.max_concurrency, count_tokens, 1.0, load_at))
+
+
+def launch_command(config: dict[str, Any], model_path: str, ctx: int, port: int = 8080) -> str:
+    """The command a user runs for CONFIG: the one measured, without the verbose logging the memory check reads."""
+    import shlex
+
+    from selfhost.serve import run as serve
+
+    launch = serve.prepare(model_path, *_options(config, ctx, None, port, print_only=True))
+    argv = list(launch.argv)
+    if "-lv" in argv:
+        i = argv.index("-lv")
+        del argv[i : i + 2]
+    argv[0] = "llama-server"
+    return shlex.join(argv)
+
+
+def _options(
+    config: dict[str, Any], ctx: int, log: Path | None, port: int, print_only: bool = False
+) -> tuple[Any, Any]:
+    from selfhost.fit.run import FitOptions
+    from selfhost.serve import run as serve
+
+    fit_options = FitOptions(
+        ctx=ctx, parallel=config["parallel"], kv_type=config["kv_type"], flash_attn=config["flash_attn"]
+    )
+    ub = config["ubatch"]
+    serve_options = serve.ServeOptions(
+        engine="llama-server",
+        port=port,
+        threads=config["threads"],
+        log_path=log,
+        engine_args=f"-ub {ub} -b {max(ub, 2048)}",
+        print_only=print_only,
+    )
+    return fit_options, serve_options

@@ -57,8 +57,6 @@ def measure_config(
     run_index: int = 0,
 ) -> dict[str, Any]:
     """Start llama-server for CONFIG on MODEL_PATH, search its goodput under the SLO, stop it."""
-    from selfhost.bench.load import LoadSpec
-    from selfhost.bench.run import BenchConfig, search_slo
     from selfhost.serve import run as serve
 
     name = label(config).replace(" ", "_")
@@ -70,32 +68,42 @@ def measure_config(
     proc = serve.start(launch, settings.engine_timeout_s)
     try:
         report = serve.started_report(launch, proc.url)
-        w = settings.workload
-        cfg = BenchConfig(
-            url=proc.url,
-            load=LoadSpec(concurrency=1, requests=settings.requests_per_level, warmup=1, seed=run_index),
-            input_tokens=w.input_tokens,
-            output_tokens=w.output_tokens,
-            prompts_file=Path(w.prompts_file) if w.prompts_file else None,
-            records_path=where / "requests.jsonl",
-            slo=settings.slo,
-        )
-        searches = _search(cfg, settings, count_tokens, search_slo)
+        search = bench_server(proc.url, settings, count_tokens, where, run_index)
     finally:
         proc.stop()
-    goodput, best = goodput_of_search(searches)
+    goodput, best = goodput_of_search(search)
     return {
         "config": config,
         "label": label(config),
         "run": run_index,
         "goodput_requests_per_s": goodput,
         "best": _run_summary(best),
-        "levels": [_run_summary(r) for r in searches["runs"]],
+        "levels": [_run_summary(r) for r in search["runs"]],
         "command": report["command"],
         "memory": {"predicted": report["predicted"], "from_log": report.get("from_log")},
         "engine_log": str(launch.log_path),
         "wall_s": time.perf_counter() - started,
     }
+
+
+def bench_server(
+    url: str, settings: MeasureSettings, count_tokens: Callable[[str], int] | None, where: Path, seed: int = 0
+) -> dict[str, Any]:
+    """The goodput search against a server that is already up (one plan measures, or any other launch)."""
+    from selfhost.bench.load import LoadSpec
+    from selfhost.bench.run import BenchConfig, search_slo
+
+    w = settings.workload
+    cfg = BenchConfig(
+        url=url,
+        load=LoadSpec(concurrency=1, requests=settings.requests_per_level, warmup=1, seed=seed),
+        input_tokens=w.input_tokens,
+        output_tokens=w.output_tokens,
+        prompts_file=Path(w.prompts_file) if w.prompts_file else None,
+        records_path=where / "requests.jsonl",
+        slo=settings.slo,
+    )
+    return _search(cfg, settings, count_tokens, search_slo)
 
 
 def _search(cfg: Any, settings: MeasureSettings, count_tokens: Any, search_slo: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:left}
 td:first-child{color:#555}.note{color:#666;font-size:.9em}.plot{margin:1em 0}.answer{font-size:1.15em;font-weight:600}
 details pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em;white-space:pre-wrap;overflow-wrap:anywhere}
-svg{max-width:100%;height:auto}td,th{overflow-wrap:break-word}.grid{overflow-x:auto;max-width:100%}
+svg{max-width:100%;height:auto}td,th{overflow-wrap:break-word}.kv td{overflow-wrap:anywhere}.grid{overflow-x:auto;max-width:100%}
 @media (max-width:600px){body{padding:0 .5em}td,th{padding:.2em .35em}}
 """
 
@@ -33,7 +33,7 @@ def render_html(report: Report) -> str:
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'><title>{escape(report.title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{escape(report.title)}</h1>",
-        "<table>",
+        "<table class='kv'>",
     ]
     for k, v in report.meta.items():
         parts.append(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>")
@@ -48,7 +48,7 @@ def render_html(report: Report) -> str:
             parts.extend("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body)
             parts.append("</table></div>")
         if s.rows:
-            parts.append("<table>")
+            parts.append("<table class='kv'>")
             parts.extend(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td></tr>" for a, b in s.rows)
             parts.append("</table>")
         parts.extend(f"<div class='plot'>{svg}</div>" for svg in s.plots)

@@ -1,0 +1,104 @@
+"""Does `selfhost plan` choose well while measuring little? The embedded model on llama-server, one workload and
+SLO, three things measured in one run on the same machine:
+
+1. `selfhost plan` with its defaults (15-minute budget, at most a third of the grid measured);
+2. the full grid, every setting llama.cpp accepts measured once by the same goodput search;
+3. llama-server's own default launch (`llama-server -m MODEL`: its default slots, threads, context and batch).
+
+Prints the plan's choice, how many settings it measured out of the grid, the full grid's best, and the ratios:
+the choice's goodput in the grid pass ÷ the grid's best (the issue asks ≥ 95 %), and the choice ÷ the default
+launch. One run; goodput is requests/s meeting every SLO target at the best concurrency tried (1, 2, 4, … 16).
+
+Run: .venv/bin/python benchmarks/bench_plan.py [--slo ttft_p99=1,tpot_p99=0.1] [--skip-grid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--slo", default="ttft_p99=1.0,tpot_p99=0.1")
+    ap.add_argument("--input-tokens", type=int, default=128)
+    ap.add_argument("--output-tokens", type=int, default=32)
+    ap.add_argument("--skip-grid", action="store_true")
+    args = ap.parse_args()
+
+    from selfhost.backends.server import EngineProcess, free_port
+    from selfhost.backends.tokenizer import token_counter
+    from selfhost.bench.levels import parse_slo
+    from selfhost.models.embedded import embedded_path
+    from selfhost.plan.measure import MeasureSettings, bench_server, goodput_of_search, measure_config
+    from selfhost.plan.run import PlanOptions, _ctx
+    from selfhost.plan.space import Workload, grid, label, llama_server_knobs, llama_server_rule
+    from selfhost.serve.engines import find_llama_server
+
+    model = str(embedded_path())
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)
+        cmd = [sys.executable, "-m", "selfhost", "plan", "--slo", args.slo, "--out", str(out / "plan"), "--json"]
+        cmd += ["--input-tokens", str(args.input_tokens), "--output-tokens", str(args.output_tokens)]
+        t = time.perf_counter()
+        card = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        plan_s = time.perf_counter() - t
+        chosen = card["decision"]
+        s = card["search"]
+        print(
+            f"plan: {plan_s / 60:.1f} min, measured {s['measured_settings']} of {s['grid_size']} settings "
+            f"({s['pruned_without_measuring']} pruned unmeasured), stopped: {s['stopped_by']}"
+        )
+        g = chosen["goodput_requests_per_s"]
+        print(
+            f"plan chose: {chosen['label']}: {g['median']:.3f} req/s (range {g['low']:.3f}-{g['high']:.3f}, "
+            f"{len(g['runs'])} runs)"
+        )
+
+        o = PlanOptions(input_tokens=args.input_tokens, output_tokens=args.output_tokens)
+        workload = Workload(o.input_tokens, o.output_tokens, None, _ctx(o.input_tokens + o.output_tokens))
+        settings = MeasureSettings(parse_slo(args.slo) or {}, workload, out / "grid")
+        count = token_counter(model)
+
+        port = free_port("127.0.0.1")
+        argv = [find_llama_server(), "-m", model, "--host", "127.0.0.1", "--port", str(port)]
+        proc = EngineProcess(argv, host="127.0.0.1", port=port, log_path=out / "default.log").start(120)
+        try:
+            default, _ = goodput_of_search(bench_server(proc.url, settings, count, out / "default"))
+        finally:
+            proc.stop()
+        print(f"llama-server's default launch: {default:.3f} req/s")
+        print(f"plan's choice / default launch: {g['median'] / default:.2f}x" if default else "default met no SLO")
+
+        if args.skip_grid:
+            return
+        knobs = llama_server_knobs([chosen["config"]["variant"]], [1, 2, 4, 8])
+        points = [c for c in grid(knobs) if llama_server_rule(c) is None]
+        t = time.perf_counter()
+        results = {}
+        for i, c in enumerate(points):
+            m = measure_config(c, model, settings, count)
+            results[label(c)] = m["goodput_requests_per_s"]
+            print(f"  grid {i + 1:2}/{len(points)} {label(c):32} {m['goodput_requests_per_s']:.3f}", flush=True)
+        best_label = max(results, key=lambda k: results[k])
+        in_grid = results[chosen["label"]]
+        print(
+            f"full grid: {len(points)} settings measured once in {(time.perf_counter() - t) / 60:.1f} min; "
+            f"best {best_label}: {results[best_label]:.3f} req/s"
+        )
+        print(
+            f"plan's choice in the grid pass: {in_grid:.3f} req/s = {in_grid / results[best_label]:.1%} of the "
+            f"grid's best; measured {s['measured_settings']}/{s['grid_size']} = "
+            f"{s['measured_settings'] / s['grid_size']:.0%} of the grid"
+        )
+        ranked = sorted(results.values(), reverse=True)
+        print(f"the choice ranks {ranked.index(in_grid) + 1} of {len(ranked)} in the grid pass")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,8 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:left}
 td:first-child{color:#555}.note{color:#666;font-size:.9em}.plot{margin:1em 0}.answer{font-size:1.15em;font-weight:600}
 details pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.85em;white-space:pre-wrap;overflow-wrap:anywhere}
-svg{max-width:100%;height:auto}td,th{overflow-wrap:break-word}.kv td{overflow-wrap:anywhere}.grid{overflow-x:auto;max-width:100%}
+svg{max-width:100%;height:auto}td,th{overflow-wrap:break-word}.kv td{overflow-wrap:anywhere}
+.grid{overflow-x:auto;max-width:100%}
 @media (max-width:600px){body{padding:0 .5em}td,th{padding:.2em .35em}}
 """
 

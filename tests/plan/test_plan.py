@@ -29,7 +29,7 @@ def planned(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> tup
     shutil.copy(smollm2_path, model)
     out = root / "card"
     args = ["--try-parallel", "1,2", "--try-threads", "2", "--max-measurements", "3", "--repeats", "2"]
-    args += ["--max-concurrency", "2", "--requests-per-level", "6", "--price-per-hour", "0.1"]
+    args += ["--max-concurrency", "2", "--requests-per-level", "4", "--price-per-hour", "0.1"]
     r = run("plan", str(model), "--slo", SLO, *args, "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout), model, out
@@ -84,13 +84,10 @@ def test_verify_on_the_same_machine_reports_no_drift(planned: tuple[dict[str, An
     assert lo <= v["measured_goodput_requests_per_s"]["median"] <= hi
 
 
-def _copy_card(out: Path, dest: Path, model: Path | None = None, **edit: Any) -> Path:
+def _copy_card(out: Path, dest: Path, model: Path) -> Path:
     card = json.loads((out / "card.json").read_text())
-    if model is not None:
-        card["decision"]["model_file"] = str(model)
-        card["environment"]["model_file"] = str(model)
-    for k, v in edit.items():
-        card["decision"][k] = v
+    card["decision"]["model_file"] = str(model)
+    card["environment"]["model_file"] = str(model)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "card.json").write_text(json.dumps(card))
     return dest / "card.json"
@@ -128,13 +125,21 @@ def test_verify_reports_drift_when_the_engine_build_differs(
     assert v["drifted"][0]["now"] == "version: 9999 (build 2, commit abcdef0)"
 
 
-def test_verify_reports_drift_when_goodput_moved(planned: tuple[dict[str, Any], Path, Path], tmp_path: Path) -> None:
-    card, _, out = planned
+def test_verify_reports_drift_when_goodput_moved(planned: tuple[dict[str, Any], Path, Path]) -> None:
+    """The comparison alone (the measuring path is the no-drift test's): a card from a box ten times faster, and
+    one that measured a third of today's goodput, both drift; a value inside the widened range does not."""
+    from selfhost.plan.verify import _result
+
+    card, _, _ = planned
     g = card["decision"]["goodput_requests_per_s"]
-    faster = {**g, "median": g["median"] * 10, "low": g["low"] * 10, "high": g["high"] * 10}  # a card from a faster box
-    r = run("plan", "verify", str(_copy_card(out, tmp_path / "card", goodput_requests_per_s=faster)), "--json")
-    v = json.loads(r.stdout)
-    assert r.returncode == 1 and [x["what"] for x in v["drifted"]] == ["goodput"] and "below" in v["answer"]
+
+    def now(goodput: float) -> dict[str, Any]:
+        return _result(card, [], [{"goodput_requests_per_s": goodput}], 0.2)
+
+    slower, faster, same = now(g["low"] / 10), now(g["high"] * 3), now(g["median"] * 1.1)
+    assert slower["drift"] and [x["what"] for x in slower["drifted"]] == ["goodput"] and "below" in slower["answer"]
+    assert faster["drift"] and "above" in faster["answer"]
+    assert not same["drift"] and same["accepted_range"] == [g["low"] * 0.8, g["high"] * 1.2]
 
 
 def test_plan_usage_errors(tmp_path: Path) -> None:
@@ -143,3 +148,32 @@ def test_plan_usage_errors(tmp_path: Path) -> None:
     bad = tmp_path / "card.json"
     bad.write_text('{"hello": 1}')
     assert "is not a `selfhost plan` card" in _one_line_error(run("plan", "verify", str(bad)))
+
+
+def test_quant_verdicts_choose_which_variants_are_measured(tmp_path: Path, smollm2_path: Path) -> None:
+    """A `quant --json` result joins the choice: the reference and non-inferior variants are candidates; variants
+    decided worse, not needed (never tested) or whose file is gone are pruned, each with its reason."""
+    from selfhost.models.resolve import resolve_model
+    from selfhost.plan.run import _variants
+
+    files = {n: tmp_path / f"{n}.gguf" for n in ("F16", "Q8_0", "Q6_K", "Q2_K")}
+    for f in files.values():
+        shutil.copy(smollm2_path, f)
+    rows = [
+        {"name": "F16", "path": str(files["F16"]), "decision": "reference"},
+        {"name": "Q8_0", "path": str(files["Q8_0"]), "decision": "not needed"},
+        {"name": "Q6_K", "path": str(files["Q6_K"]), "decision": "non-inferior"},
+        {"name": "Q2_K", "path": str(files["Q2_K"]), "decision": "worse", "decision_reason": "KLD p99 5.8 > 1.0"},
+        {"name": "Q4_K_M", "path": str(tmp_path / "gone.gguf"), "decision": "non-inferior"},
+    ]
+    q = tmp_path / "quant.json"
+    q.write_text(json.dumps({"variants": rows}))
+    variants, pruned = _variants(smollm2_path, resolve_model(str(smollm2_path)), q)
+    assert list(variants) == ["Q4_1", "F16", "Q6_K"]  # the model's own file first
+    why = {p["variant"]: p["reason"] for p in pruned}
+    assert why["Q2_K"] == "quant decided it worse: KLD p99 5.8 > 1.0"
+    assert why["Q8_0"].startswith("quant decided it not needed")
+    assert "not here" in why["Q4_K_M"]
+    q.write_text('{"rows": []}')
+    with pytest.raises(Exception, match="not a `selfhost quant --json` result"):
+        _variants(smollm2_path, resolve_model(str(smollm2_path)), q)

@@ -43,6 +43,8 @@ BASE: dict[str, tuple[str, ...]] = {
     "quant": ("quant", "{gguf_ok}", "--out", "{out}/q"),
     "tune train": ("tune", "train", "{gguf_ok}", "{data.jsonl}", "--out", "{out}/t"),
     "check": ("check", "--output", "{out}/r.html", "--json-output", "{out}/r.json"),
+    "plan run": ("plan", "run", "{gguf_ok}", "--slo", "ttft_p99=1", "--out", "{out}/p"),
+    "plan verify": ("plan", "verify", "{data.jsonl}"),
 }
 
 

@@ -19,10 +19,11 @@ def _fit(s: dict[str, Any]) -> tuple[str, str] | None:
     total = plan.get("total_bytes")
     if plan.get("fits"):
         where = ", ".join(str(d.get("name")) for d in plan.get("per_device") or []) or "this machine"
-        quant, ctx = rec.get("quant") or plan.get("quant"), rec.get("n_ctx") or plan.get("n_ctx")
-        line = f"fits on {where}: {quant} at {ctx:,} tokens"
+        line = f"fits on {where}: {plan.get('quant')} at {plan.get('n_ctx'):,} tokens"
         if total:
             line += f" needs {total / 2**30:.2f} GiB"
+        if rec:
+            line += f"; fit recommends {rec.get('quant')} at {rec.get('n_ctx'):,} tokens"
         return "fits", line + " (fit)"
     return "fits", f"does not fit this machine at {plan.get('n_ctx'):,} tokens (fit)"
 

@@ -117,8 +117,11 @@ def allocate_tokens(total: int, chars: list[int]) -> list[int]:
 # A server may close an idle keep-alive connection without saying so (llama-server does, between streamed
 # responses); aiohttp then hands the dead connection to the next request, which fails before any response byte.
 # Such a send is retried on a fresh connection and counted in `reconnects`, not as a failure of the server.
+# Each failed attempt discards the dead connection it drew, and the pool can hold one idle connection per earlier
+# concurrent request: at concurrency 16 a send drew two dead ones in a row and failed with a limit of 2 (make test,
+# 2026-12-02). A refused connection (ClientConnectorError) is never retried, so a dead server still fails at once.
 _STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-MAX_RECONNECTS = 2
+MAX_RECONNECTS = 64
 
 
 async def _post_fresh_if_stale(

@@ -133,11 +133,10 @@ def _start(knobs: dict[str, list[Any]]) -> dict[str, Any]:
     }
 
 
-def _memory_prune(config: dict[str, Any], variants: dict[str, str], ctx: int, available: int) -> str | None:
+def _memory_prune(config: dict[str, Any], specs: dict[str, Any], ctx: int, available: int) -> str | None:
     from selfhost.fit.plan import FitRequest, plan
-    from selfhost.models.resolve import resolve_model
 
-    spec = resolve_model(variants[config["variant"]])
+    spec = specs[config["variant"]]
     req = FitRequest(
         n_ctx=ctx,
         parallel=config["parallel"],
@@ -181,19 +180,19 @@ def plan_deployment(o: PlanOptions, model: str | None, progress: Progress | None
         list(variants), _ints(o.parallel, "--try-parallel"), _ints(o.threads, "--try-threads") if o.threads else None
     )
     every = grid(knobs)
+    specs = {name: resolve_model(path) for name, path in variants.items()}  # each file's header read once
     available = int(psutil.virtual_memory().available)
     pruned: dict[str, str] = {}
     for c in every:
-        why = llama_server_rule(c) or _memory_prune(c, variants, workload.longest_request_tokens, available)
+        why = llama_server_rule(c) or _memory_prune(c, specs, workload.longest_request_tokens, available)
         if why:
             pruned[label(c)] = why
     candidates = [c for c in every if label(c) not in pruned]
     if not candidates:
         raise UsageError("every setting was pruned before measuring", "see why with --json; lower --parallel")
     limit = o.max_measurements or max(2, math.ceil(len(every) / 3))
-    o_out = o.out
-    o_out.mkdir(parents=True, exist_ok=True)
-    settings = MeasureSettings(slo, workload, o_out, o.max_concurrency, o.requests_per_level)
+    o.out.mkdir(parents=True, exist_ok=True)
+    settings = MeasureSettings(slo, workload, o.out, o.max_concurrency, o.requests_per_level)
     measurements: list[dict[str, Any]] = []
 
     def measure(config: dict[str, Any]) -> float:
@@ -243,5 +242,5 @@ def plan_deployment(o: PlanOptions, model: str | None, progress: Progress | None
         environment=env,
         wall_s=clock.elapsed(),
     )
-    write_card(card, o_out)
+    write_card(card, o.out)
     return card

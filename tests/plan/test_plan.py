@@ -177,3 +177,31 @@ def test_quant_verdicts_choose_which_variants_are_measured(tmp_path: Path, smoll
     q.write_text('{"rows": []}')
     with pytest.raises(Exception, match="not a `selfhost quant --json` result"):
         _variants(smollm2_path, resolve_model(str(smollm2_path)), q)
+
+
+def test_a_trace_is_replayed_faster_until_the_slo_breaks(tmp_path: Path, smollm2_path: Path) -> None:
+    """--trace: a measured setting replays every request of a Mooncake trace at 1×, 2×, 4× its recorded arrivals;
+    goodput is taken at the fastest replay that met the SLO; the card keeps the trace and `plan verify` replays it."""
+    trace = tmp_path / "trace.jsonl"
+    rows = [{"timestamp": 600 * i, "input_length": 48, "output_length": 8, "hash_ids": [7]} for i in range(8)]
+    trace.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "card"
+    args = ["--trace", str(trace), "--slo", SLO, "--try-parallel", "2", "--try-threads", "2", "--max-speedup", "4"]
+    args += ["--max-measurements", "1", "--repeats", "1", "--out", str(out), "--json"]
+    r = run("plan", str(smollm2_path), *args)
+    assert r.returncode == 0, r.stderr
+    card = json.loads(r.stdout)
+    w = card["workload"]
+    assert (w["trace_file"], w["trace_requests"], w["trace_seconds"]) == (str(trace), 8, pytest.approx(4.2))
+    m = card["measurements"][0]
+    assert m["searched_by"] == "speedup" and [lv["speedup"] for lv in m["levels"]] == [1, 2, 4]
+    assert all(lv["requests"] == 8 for lv in m["levels"])  # the whole trace at every speed
+    for speedup in (1, 2, 4):  # the recorded arrivals, every gap divided by the speedup
+        records = (out / "runs" / f"{m['label'].replace(' ', '_')}-0" / f"requests-speedup{speedup}.jsonl").read_text()
+        sent_at = [json.loads(x)["scheduled_t"] for x in records.splitlines()]
+        assert sent_at == pytest.approx([0.6 * i / speedup for i in range(8)]), speedup
+    assert card["decision"]["best_level"] == 4 and "at 4× its recorded rate" in card["answer"]
+    r = run("plan", "verify", str(out / "card.json"), "--runs", "1", "--tolerance", "10", "--json")
+    v = json.loads(r.stdout)
+    assert [[lv["requests"] for lv in levels] for levels in v["measured_levels"]] == [[8, 8, 8]], v
+    assert all("speedup" in lv for lv in v["measured_levels"][0])

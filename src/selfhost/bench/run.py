@@ -251,8 +251,11 @@ def run_one_worker(cfg: BenchConfig) -> tuple[dict[str, Any], list[RequestRecord
 
 
 def _at_level(cfg: BenchConfig, by: str, level: float) -> BenchConfig:
-    """cfg at one level of `by` ('concurrency', 'rate' or 'input_tokens'), with its own records file."""
-    if by == "concurrency":
+    """cfg at one level of `by` ('concurrency', 'rate', 'speedup' of a trace's replay or 'input_tokens'), with its
+    own records file."""
+    if by == "speedup":
+        cfg = replace(cfg, trace_speedup=float(level))
+    elif by == "concurrency":
         cfg = replace(cfg, load=replace(cfg.load, concurrency=int(level), rate=None))
     elif by == "rate":
         cfg = replace(cfg, load=replace(cfg.load, rate=float(level), concurrency=None))

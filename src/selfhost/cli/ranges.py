@@ -97,6 +97,7 @@ RANGES: dict[str, Range] = {
     "--max-measurements": Range(1, 1e4),
     "--repeats": Range(1, 100),
     "--requests-per-level": Range(1, 1e6),
+    "--max-speedup": Range(1, 1e6),
     "--gpus-per-node": Range(1, 1024),
     "--runs": Range(1, 100),
     "--tolerance": Range(0, 10),

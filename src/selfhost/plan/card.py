@@ -112,8 +112,9 @@ def build_card(
         "launch_command": launch_command(config, variants[config["variant"]], workload.longest_request_tokens),
         "context_per_slot": workload.longest_request_tokens,
         "goodput_requests_per_s": interval,
-        "best_concurrency": best_run["best"]["concurrency"] if best_run["best"] else None,
-        "at_best_concurrency": best_run["best"],
+        "searched_by": workload.searched_by,
+        "best_level": best_run["best"][workload.searched_by] if best_run["best"] else None,
+        "at_best_level": best_run["best"],
     }
     runner_up = None
     if len(ranked) > 1:
@@ -132,11 +133,12 @@ def build_card(
     if interval["median"] > 0:
         answer = (
             f"run {win_label}: {interval['median']:.2f} requests/s meet the SLO "
-            f"(range {interval['low']:.2f}–{interval['high']:.2f} over {len(win_runs)} runs) at concurrency "
-            f"{decision['best_concurrency']}"
+            f"(range {interval['low']:.2f}–{interval['high']:.2f} over {len(win_runs)} runs) "
+            + _level_text(workload.searched_by, decision["best_level"])
         )
     else:
-        answer = f"no setting met the SLO ({_slo_text(slo)}) even at concurrency 1: loosen it or use faster hardware"
+        lowest = _level_text(workload.searched_by, 1)
+        answer = f"no setting met the SLO ({_slo_text(slo)}) even {lowest}: loosen it or use faster hardware"
     per_label: dict[str, list[float]] = {}
     for m in measurements:
         per_label.setdefault(m["label"], []).append(m["goodput_requests_per_s"])
@@ -160,6 +162,9 @@ def build_card(
             "output_tokens": workload.output_tokens,
             "prompts_file": workload.prompts_file,
             "longest_request_tokens": workload.longest_request_tokens,
+            "trace_file": workload.trace_file,
+            "trace_requests": workload.trace_requests,
+            "trace_seconds": workload.trace_seconds,
         },
         "slo": slo,
         "search": {
@@ -177,10 +182,15 @@ def build_card(
         "measure_settings": {
             "max_concurrency": options.max_concurrency,
             "requests_per_level": options.requests_per_level,
+            "max_speedup": options.max_speedup,
         },
         "environment": environment,
         "wall_s": wall_s,
     }
+
+
+def _level_text(by: str, level: Any) -> str:
+    return f"replaying the trace at {level:g}× its recorded rate" if by == "speedup" else f"at concurrency {level}"
 
 
 def _slo_text(slo: dict[str, float]) -> str:

@@ -1,6 +1,6 @@
 """One configuration measured on the real engine: start it with the command `serve` would run, find the highest
-concurrency whose run meets the SLO (bench's SLO search, doubling from 1), stop it. Goodput is the requests per
-second that met every SLO target, at the best concurrency found."""
+concurrency (or, for a trace, the fastest replay) whose run meets the SLO (bench's SLO search, doubling from 1),
+stop it. Goodput is the requests per second that met every SLO target, at the best level found."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class MeasureSettings:
     out_dir: Path
     max_concurrency: int = 16
     requests_per_level: int = 12  # at least this many; 3 × the concurrency when that is more
+    max_speedup: float = 16.0  # a trace's fastest replay
     engine_timeout_s: float = 120.0
 
 
@@ -34,11 +35,11 @@ def goodput_of_search(search: dict[str, Any]) -> tuple[float, dict[str, Any] | N
     return float(best["goodput_requests_per_s"]), best
 
 
-def _run_summary(r: dict[str, Any] | None) -> dict[str, Any] | None:
+def _run_summary(r: dict[str, Any] | None, by: str) -> dict[str, Any] | None:
     if r is None:
         return None
     return {
-        "concurrency": r["level"],
+        by: r["level"],
         "requests": r["requests"]["total"],
         "goodput_requests_per_s": r["goodput_requests_per_s"],
         "requests_per_s": r["requests_per_s"],
@@ -77,8 +78,9 @@ def measure_config(
         "label": label(config),
         "run": run_index,
         "goodput_requests_per_s": goodput,
-        "best": _run_summary(best),
-        "levels": [_run_summary(r) for r in search["runs"]],
+        "searched_by": search["by"],
+        "best": _run_summary(best, search["by"]),
+        "levels": [_run_summary(r, search["by"]) for r in search["runs"]],
         "command": report["command"],
         "memory": {"predicted": report["predicted"], "from_log": report.get("from_log")},
         "engine_log": str(launch.log_path),
@@ -94,15 +96,19 @@ def bench_server(
     from selfhost.bench.run import BenchConfig, search_slo
 
     w = settings.workload
+    trace = Path(w.trace_file) if w.trace_file else None
     cfg = BenchConfig(
         url=url,
-        load=LoadSpec(concurrency=1, requests=settings.requests_per_level, warmup=1, seed=seed),
+        load=LoadSpec(concurrency=1, requests=None if trace else settings.requests_per_level, warmup=1, seed=seed),
         input_tokens=w.input_tokens,
         output_tokens=w.output_tokens,
         prompts_file=Path(w.prompts_file) if w.prompts_file else None,
+        trace_file=trace,
         records_path=where / "requests.jsonl",
         slo=settings.slo,
     )
+    if trace is not None:  # every request of the trace at each replay speed, arrivals as recorded ÷ the speedup
+        return dict(search_slo(cfg, "speedup", 1.0, settings.max_speedup, count_tokens, 1.0))
     return _search(cfg, settings, count_tokens, search_slo)
 
 

@@ -33,6 +33,14 @@ class PlanOptions:
     input_tokens: int = setting(128, "Workload: prompt tokens per request (synthetic prompts).")
     output_tokens: int = setting(32, "Workload: output tokens per request.")
     prompts_file: Path | None = setting(None, "Workload: a JSONL prompts file, as `bench --prompts`.", path="in")
+    trace_file: Path | None = setting(
+        None,
+        "Workload: a recorded trace (Mooncake JSONL, as `bench --trace`), replayed at 1×, 2×, 4× … its rate; "
+        "goodput is taken at the fastest replay that meets the SLO.",
+        flag="--trace",
+        path="in",
+    )
+    max_speedup: float = setting(16.0, "With --trace: the fastest replay tried (× the recorded rate).")
     parallel: str = setting("1,2,4,8", "Parallel slots to consider (comma-separated).", flag="--try-parallel")
     threads: str | None = setting(
         None, "CPU threads to consider (default: half the cores, all cores).", flag="--try-threads"
@@ -72,20 +80,37 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def workload_of(o: PlanOptions, count_tokens: Callable[[str], int]) -> Workload:
-    if o.prompts_file is None:
+    if o.trace_file is not None and o.prompts_file is not None:
+        raise UsageError("a trace brings its own prompts", "pass --trace or --prompts-file, not both")
+    if o.prompts_file is None and o.trace_file is None:
         longest = o.input_tokens + o.output_tokens
         return Workload(o.input_tokens, o.output_tokens, None, _ctx(longest))
-    from selfhost.bench.workload import jsonl_prompts
+    from selfhost.bench.workload import jsonl_prompts, trace_prompts
 
-    prompts = jsonl_prompts(o.prompts_file, o.output_tokens)
+    source = o.trace_file or o.prompts_file
+    offsets: list[float] = []
+    if o.trace_file is not None:
+        prompts, offsets = trace_prompts(o.trace_file)
+    else:
+        prompts = jsonl_prompts(o.prompts_file, o.output_tokens)  # type: ignore[arg-type]
     if not prompts:
-        raise UsageError(f"{o.prompts_file} holds no prompts", "one JSON object per line with a prompt")
+        raise UsageError(f"{source} holds no prompts", "one JSON object per line with a prompt")
 
     def tokens(content: Any) -> int:
         text = content if isinstance(content, str) else "\n".join(str(m.get("content", "")) for m in content)
         return count_tokens(text)
 
     longest = max(tokens(p.content) + p.max_tokens for p in prompts)
+    if o.trace_file is not None:
+        return Workload(
+            o.input_tokens,
+            o.output_tokens,
+            None,
+            _ctx(longest),
+            trace_file=str(o.trace_file),
+            trace_requests=len(prompts),
+            trace_seconds=max(offsets, default=0.0),
+        )
     return Workload(o.input_tokens, o.output_tokens, str(o.prompts_file), _ctx(longest))
 
 
@@ -192,7 +217,7 @@ def plan_deployment(o: PlanOptions, model: str | None, progress: Progress | None
         raise UsageError("every setting was pruned before measuring", "see why with --json; lower --parallel")
     limit = o.max_measurements or max(2, math.ceil(len(every) / 3))
     o.out.mkdir(parents=True, exist_ok=True)
-    settings = MeasureSettings(slo, workload, o.out, o.max_concurrency, o.requests_per_level)
+    settings = MeasureSettings(slo, workload, o.out, o.max_concurrency, o.requests_per_level, o.max_speedup)
     measurements: list[dict[str, Any]] = []
 
     def measure(config: dict[str, Any]) -> float:

@@ -53,14 +53,28 @@ def grid(knobs: Knobs) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Workload:
-    """What the traffic looks like: stated lengths, or a prompts file (JSONL, as `bench --prompts`)."""
+    """What the traffic looks like: stated lengths, a prompts file (JSONL, as `bench --prompts`), or a recorded
+    trace (Mooncake JSONL, as `bench --trace`) whose arrivals are replayed."""
 
     input_tokens: int = 128
     output_tokens: int = 32
     prompts_file: str | None = None
     longest_request_tokens: int = 160  # prompt + output of the longest request (the context each slot needs)
+    trace_file: str | None = None
+    trace_requests: int = 0
+    trace_seconds: float = 0.0
+
+    @property
+    def searched_by(self) -> str:
+        """What the goodput search raises: the trace's replay speed, or the number of concurrent requests."""
+        return "speedup" if self.trace_file else "concurrency"
 
     def describe(self) -> str:
+        if self.trace_file:
+            return (
+                f"trace {self.trace_file}: {self.trace_requests} requests over {self.trace_seconds:.1f} s, replayed "
+                f"at 1×, 2×, 4× … its recorded rate (longest request {self.longest_request_tokens} tokens)"
+            )
         if self.prompts_file:
             return f"prompts from {self.prompts_file} (longest request {self.longest_request_tokens} tokens)"
         return f"{self.input_tokens} prompt tokens, {self.output_tokens} output tokens per request"

@@ -43,11 +43,24 @@ def verify_card(path: Path, runs: int = 1, tolerance: float = 0.2) -> dict[str, 
     if drift:
         return _result(card, drift, None, tolerance, now)
     w = card["workload"]
-    workload = Workload(w["input_tokens"], w["output_tokens"], w["prompts_file"], w["longest_request_tokens"])
+    workload = Workload(
+        w["input_tokens"],
+        w["output_tokens"],
+        w["prompts_file"],
+        w["longest_request_tokens"],
+        trace_file=w.get("trace_file"),
+        trace_requests=w.get("trace_requests", 0),
+        trace_seconds=w.get("trace_seconds", 0.0),
+    )
     out = path.parent / "verify"
     ms = card.get("measure_settings") or {}
     settings = MeasureSettings(
-        card["slo"], workload, out, ms.get("max_concurrency", 16), ms.get("requests_per_level", 12)
+        card["slo"],
+        workload,
+        out,
+        ms.get("max_concurrency", 16),
+        ms.get("requests_per_level", 12),
+        ms.get("max_speedup", 16.0),
     )
     from selfhost.backends.tokenizer import token_counter
 
@@ -76,6 +89,7 @@ def _result(
         values = [m["goodput_requests_per_s"] for m in measured]
         median = statistics.median(values)
         out["measured_goodput_requests_per_s"] = {"median": median, "runs": values}
+        out["measured_levels"] = [m["levels"] for m in measured]
         if not low <= median <= high:
             direction = "below" if median < low else "above"
             drift.append(

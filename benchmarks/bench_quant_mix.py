@@ -3,11 +3,12 @@ never saw: the embedded model, budget = Q4_K_M's file size, search started from 
 
 Each search objective is mean KLD on 256 tokens: (a) the first 60 built-in suite prompts rendered with the chat
 template (what `quant --max-bytes` searches on), (b) llama.cpp's README from character 5000 (llama-cpp-python's
-source archive). Held out: the bundled Declaration text, 512 tokens. A hand-picked mix is measured the same way,
-to show what the search misses.
+source archive). Held out, 512 tokens each, three texts no search saw: the bundled Declaration text, the Apache-2.0
+license text (Debian's /usr/share/common-licenses/Apache-2.0) and Python source (the standard library's
+json/decoder.py). A hand-picked mix is measured the same way, to show what the search misses.
 
 Run: .venv/bin/python benchmarks/bench_quant_mix.py
-Prints, per row: the recipe, file size, and held-out mean KLD, next to Q4_K_M's.
+Prints, per row: the recipe, file size, and mean KLD on each held-out text, next to Q4_K_M's. One run.
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ def main() -> None:
         named_paths = {v.name: v.path for v in variants[1:] if v.path is not None}
         q4 = named_paths["Q4_K_M"]
         budget = q4.stat().st_size
-        held_out = kld_meter(reference, default_text(), 512, None)
-        print(f"budget {budget:,} bytes (Q4_K_M); Q4_K_M held-out mean KLD {held_out(q4):.4f}")
+        meters = {name: kld_meter(reference, text, 512, None) for name, text in _held_out_texts().items()}
+
+        def held_out(path: Path) -> str:
+            return "  ".join(f"{name} {meter(path):.4f}" for name, meter in meters.items())
+
+        print(f"budget {budget:,} bytes (Q4_K_M); Q4_K_M held-out mean KLD: {held_out(q4)}")
         objectives = {
             "suite prompts": calibration_text(spec, builtin_suite()[:60]),
             "llama.cpp README": readme_text(Path(d) / "README.md").read_text()[5000:],
@@ -49,11 +54,21 @@ def main() -> None:
             assert found is not None
             print(
                 f"searched on {label}: {found.mix.describe()}  {found.file_bytes:,} bytes  "
-                f"held-out {held_out(found.path):.4f}"
+                f"held-out: {held_out(found.path)}"
             )
         hand = Mix("Q4_K_M", (("token_embd", "q5_0"), ("attn_q", "q8_0"), ("attn_k", "q8_0"), ("attn_output", "q8_0")))
         path = make_mix(reference, hand, Path(d) / "mix")
-        print(f"hand-picked: {hand.describe()}  {path.stat().st_size:,} bytes  held-out {held_out(path):.4f}")
+        print(f"hand-picked: {hand.describe()}  {path.stat().st_size:,} bytes  held-out: {held_out(path)}")
+
+
+def _held_out_texts() -> dict[str, str]:
+    import json.decoder
+
+    return {
+        "Declaration": default_text(),
+        "Apache-2.0": Path("/usr/share/common-licenses/Apache-2.0").read_text(),
+        "json/decoder.py": Path(json.decoder.__file__).read_text(),
+    }
 
 
 if __name__ == "__main__":

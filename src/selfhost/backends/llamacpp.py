@@ -93,6 +93,12 @@ def check_fits_in_ram(path: Path, file_bytes: int, available_bytes: int | None =
         )
 
 
+def default_threads() -> int:
+    """llama.cpp threads when none are asked for: the physical cores (llama-cpp-python's own default is half the
+    logical CPUs, one thread on a 2-core machine)."""
+    return max(1, psutil.cpu_count(logical=False) or 1)
+
+
 @register_backend("llama.cpp")
 class LlamaCppBackend:
     kind = "llama.cpp"
@@ -126,7 +132,7 @@ class LlamaCppBackend:
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_batch=n_batch,
-                n_threads=n_threads or max(1, psutil.cpu_count(logical=False) or 1),
+                n_threads=n_threads or default_threads(),
                 n_seq_max=n_parallel,
                 verbose=False,
                 **(extra or {}),

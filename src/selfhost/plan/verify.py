@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.errors import UsageError
+from selfhost.plan.space import Workload
 
-__all__ = ["verify_card"]
+__all__ = ["verify_card", "workload_from_card"]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -26,7 +27,6 @@ def _load(path: Path) -> dict[str, Any]:
 def verify_card(path: Path, runs: int = 1, tolerance: float = 0.2) -> dict[str, Any]:
     from selfhost.plan.environment import differences, environment
     from selfhost.plan.measure import MeasureSettings, measure_config
-    from selfhost.plan.space import Workload
     from selfhost.serve.engines import find_llama_server
 
     card = _load(path)
@@ -42,16 +42,7 @@ def verify_card(path: Path, runs: int = 1, tolerance: float = 0.2) -> dict[str, 
     drift = differences(card["environment"], now)
     if drift:
         return _result(card, drift, None, tolerance, now)
-    w = card["workload"]
-    workload = Workload(
-        w["input_tokens"],
-        w["output_tokens"],
-        w["prompts_file"],
-        w["longest_request_tokens"],
-        trace_file=w.get("trace_file"),
-        trace_requests=w.get("trace_requests", 0),
-        trace_seconds=w.get("trace_seconds", 0.0),
-    )
+    workload = workload_from_card(card)
     out = path.parent / "verify"
     ms = card.get("measure_settings") or {}
     settings = MeasureSettings(
@@ -67,6 +58,20 @@ def verify_card(path: Path, runs: int = 1, tolerance: float = 0.2) -> dict[str, 
     count = token_counter(model_file)
     measured = [measure_config(d["config"], model_file, settings, count, run_index=i) for i in range(runs)]
     return _result(card, [], measured, tolerance, now)
+
+
+def workload_from_card(card: dict[str, Any]) -> Workload:
+    """The workload the card was measured with (its prompts file or trace is read again when measured)."""
+    w = card["workload"]
+    return Workload(
+        w["input_tokens"],
+        w["output_tokens"],
+        w["prompts_file"],
+        w["longest_request_tokens"],
+        trace_file=w.get("trace_file"),
+        trace_requests=w.get("trace_requests", 0),
+        trace_seconds=w.get("trace_seconds", 0.0),
+    )
 
 
 def _result(

@@ -38,7 +38,7 @@ def logprobs(
     one, and only positions from chunk_ctx/2 on are scored — so results compare with its output."""
     import llama_cpp
 
-    from selfhost.backends.llamacpp import LlamaLogCapture
+    from selfhost.backends.llamacpp import LlamaLogCapture, default_threads
     from selfhost.backends.tokenizer import Tokenizer
     from selfhost.models.gguf_spec import spec_from_gguf
 
@@ -57,7 +57,12 @@ def logprobs(
     LlamaLogCapture.start()
     try:
         llm = llama_cpp.Llama(
-            model_path=str(model_path), n_ctx=width + 16, n_batch=512, logits_all=True, n_threads=threads, verbose=False
+            model_path=str(model_path),
+            n_ctx=width + 16,
+            n_batch=512,
+            logits_all=True,
+            n_threads=threads or default_threads(),
+            verbose=False,
         )
     finally:
         LlamaLogCapture.stop()

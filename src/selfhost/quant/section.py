@@ -85,8 +85,12 @@ def quant_table_section(result: dict[str, Any], model: str, n_cases: int) -> Sec
     for r in result["variants"][1:]:
         cats = r["pass_rate_by_category"]
         if cats:
-            shown = ", ".join(f"{k} {c['pass_rate']:.0%} vs {c['reference_pass_rate']:.0%}" for k, c in cats.items())
-            notes.append(f"{r['name']} by category (variant vs reference): {shown}")
+            shown = "; ".join(
+                f"{k} {c['pass_rate']:.0%} vs {c['reference_pass_rate']:.0%} over {c['cases']} "
+                f"[{c['interval'][0]:+.0%}, {c['interval'][1]:+.0%}] {c['decision']}"
+                for k, c in cats.items()
+            )
+            notes.append(f"{r['name']} by category (variant vs reference, 95% sequence, decision): {shown}")
         if r.get("decision_reason"):
             notes.append(f"{r['name']}: {r['decision_reason']}")
     notes.append(

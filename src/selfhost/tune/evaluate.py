@@ -107,7 +107,7 @@ class _LlamaCpp:
     def __init__(self, model_path: Path, lora: Path | None, spec: ModelSpec) -> None:
         import llama_cpp
 
-        from selfhost.backends.llamacpp import LlamaLogCapture
+        from selfhost.backends.llamacpp import LlamaLogCapture, default_threads
 
         self.spec = spec
         LlamaLogCapture.start()
@@ -116,6 +116,7 @@ class _LlamaCpp:
                 model_path=str(model_path),
                 lora_path=str(lora) if lora else None,
                 n_ctx=2048,
+                n_threads=default_threads(),
                 logits_all=True,
                 seed=0,
                 verbose=False,

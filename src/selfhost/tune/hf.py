@@ -58,9 +58,20 @@ def _quantization_config(torch: Any) -> Any:
     )
 
 
+def refuse_qlora_on_gguf(spec: ModelSpec) -> None:
+    """QLoRA quantizes full-precision weights: refused for a GGUF base before torch is imported (a 10 s import)."""
+    if spec.source in ("gguf", "embedded", "ollama"):
+        raise UsageError(
+            "QLoRA quantizes full-precision HF weights; this model is a GGUF file",
+            "pass the model's Hugging Face directory, or drop --qlora",
+        )
+
+
 def load_hf(spec: ModelSpec, qlora: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer) from a GGUF file (dequantized) or an HF directory: float32 on a CPU, bf16 on a GPU that
     supports it, NF4 with qlora."""
+    if qlora:
+        refuse_qlora_on_gguf(spec)
     torch = require_tune_deps()
     from transformers.utils import logging as hf_logging
 
@@ -70,11 +81,6 @@ def load_hf(spec: ModelSpec, qlora: bool = False) -> tuple[Any, Any]:
         raise UsageError(f"{spec.name} has no local weights to fine-tune", "pass a GGUF file or an HF directory")
     from_gguf = spec.source in ("gguf", "embedded", "ollama")
     if from_gguf:
-        if qlora:
-            raise UsageError(
-                "QLoRA quantizes full-precision HF weights; this model is a GGUF file",
-                "pass the model's Hugging Face directory, or drop --qlora",
-            )
         kw: dict[str, Any] = {"gguf_file": spec.path.name}
         where = str(spec.path.parent)
     else:

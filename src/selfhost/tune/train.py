@@ -27,7 +27,7 @@ from selfhost.errors import UsageError
 from selfhost.models.spec import ModelSpec
 from selfhost.tune.config import Progress, TuneConfig
 from selfhost.tune.dataset import require_template, tokenized_dataset
-from selfhost.tune.hf import load_hf, quiet_libraries, require_tune_deps
+from selfhost.tune.hf import load_hf, quiet_libraries, refuse_qlora_on_gguf, require_tune_deps
 from selfhost.tune.memory import PeakMemory
 from selfhost.tune.runkey import claim_out_dir, run_key
 
@@ -175,6 +175,8 @@ def train_lora(
     if not examples:
         raise UsageError("no training examples")
     require_template(spec)
+    if cfg.qlora:
+        refuse_qlora_on_gguf(spec)
     # Refused before torch is imported: checking that --out holds this run's checkpoints costs no 10 s import.
     claim_out_dir(out_dir, run_key(spec, examples, eval_examples, cfg))
     torch = require_tune_deps()

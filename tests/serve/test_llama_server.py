@@ -56,6 +56,29 @@ def test_serve_runs_fits_command_and_its_memory_is_fits(server: tuple[serve.Laun
         assert h.status == 200
 
 
+@pytest.mark.parametrize("model", ["smollm2", "gemma3"])
+def test_compute_buffer_is_fits_for_llama_server(
+    model: str, tmp_path: Path, smollm2_path: Path, gemma3_path: Path
+) -> None:
+    """llama-server reserves logits for one token per slot (n_outputs_max = its slots), unlike llama-cpp-python: its
+    compute buffer is one layer's feed-forward rows and the KQ masks. The rule was fitted on SmolLM2 with flash
+    attention; Gemma 3 (other widths, sliding-window masks) is held out."""
+    path = smollm2_path if model == "smollm2" else gemma3_path
+    # (context per slot, slots, ubatch, flash attention): plan's ubatch values, 1-8 slots, both attention kernels
+    settings = [(256, 2, 512, True), (2048, 1, 256, True), (512, 8, 128, True), (512, 2, 512, False)]
+    for ctx, slots, ubatch, fa in settings:
+        options = serve.ServeOptions(engine="llama-server", port=0, log_path=tmp_path / f"{ctx}-{slots}.log")
+        fit = FitOptions(ctx=ctx, parallel=slots, ubatch=ubatch, flash_attn=fa)
+        launch = serve.prepare(str(path), fit, options)
+        proc = serve.start(launch, 120)
+        try:
+            checks = {c["component"]: c for c in serve.started_report(launch, proc.url)["from_log"]["checks"]}
+        finally:
+            proc.stop()
+        c = checks["compute buffer"]
+        assert abs(c["predicted_bytes"] - c["actual_bytes"]) <= 0.05 * c["actual_bytes"], (ctx, slots, ubatch, fa, c)
+
+
 def _bench(url: str, concurrency: int, tmp: Path, requests: int = 0, input_tokens: str = "64") -> dict:  # type: ignore[type-arg]
     from selfhost.bench.command import BenchOptions, bench_command
 

@@ -98,6 +98,7 @@ RANGES: dict[str, Range] = {
     "--repeats": Range(1, 100),
     "--requests-per-level": Range(1, 1e6),
     "--max-speedup": Range(1, 1e6),
+    "--ubatch": Range(1, 65536),
     "--gpus-per-node": Range(1, 1024),
     "--runs": Range(1, 100),
     "--tolerance": Range(0, 10),

@@ -1,30 +1,50 @@
 """llama.cpp compute-buffer estimate (scratch for one micro-batch); not exact, error measured in tests.
 
-The graph allocator reserves for the worst micro-batch (n_ubatch tokens, all of them outputs). Its
-peak is either the logits (n_vocab × n_ubatch f32) plus a few activation rows, or, without flash
-attention, the attention scores and mask (n_heads + 1 rows of n_kv × n_ubatch f32 per stream) plus the
-feed-forward rows. Fitted on llama.cpp's own logs for SmolLM2 and Gemma 3 across n_ctx 512–16384,
-n_ubatch 128/512, 1–4 sequences, flash attention on and off: all within 5 % (tests/fit/test_compute.py).
+The graph allocator reserves for the worst micro-batch: min(n_ctx, n_ubatch) tokens, of which
+min(tokens, n_outputs_max) are outputs (llama_context::sched_reserve). llama-cpp-python leaves
+n_outputs_max at its default, n_batch, so every token is an output; llama-server sets it to its slots
+(server_output_limits: n_parallel × (1 + draft tokens)), so its reserve graph computes logits for one token
+per slot. The peak is the largest of: the logits (n_vocab × outputs f32) plus a few rows of hidden width; the
+feed-forward activations of one layer for every token (gate, up and their product at the FFN width, four rows at
+the hidden width) with the KQ masks (cells × tokens, one per cache kind; F16 with flash attention, F32 without);
+and, without flash attention, the attention scores and mask (n_heads + 1 rows of
+n_kv × n_ubatch f32 per stream) plus the feed-forward rows.
+Logits and attention terms: fitted on llama-cpp-python's logs for SmolLM2 and Gemma 3 across n_ctx 512–16384,
+n_ubatch 128/512, 1–4 sequences, flash attention on and off, all within 5 % (tests/fit/test_compute.py). The
+feed-forward and mask terms: read from llama.cpp's graph (llm_graph_context::build_ffn, ggml_swiglu_split, the KQ
+mask inputs), fitted on llama-server's logs for SmolLM2 with flash attention and checked on Gemma 3's (held out) and
+without it (tests/serve/test_llama_server.py; benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
-from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_cells
+from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_cells, llamacpp_kv
 from selfhost.models.spec import ModelSpec
 
 __all__ = ["llamacpp_compute_bytes", "llamacpp_output_bytes", "llamacpp_vocab_bytes"]
 
 F32 = 4
+F16 = 2
 
 
-def llamacpp_compute_bytes(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = True) -> int:
-    ub = cfg.n_ubatch
-    logits = spec.vocab_size * ub * F32 + 3 * spec.hidden_size * ub * F32
+def llamacpp_compute_bytes(
+    spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool = True, n_outputs_max: int | None = None
+) -> int:
+    """N_OUTPUTS_MAX: llama_context's cap on output rows; None for llama-cpp-python (every token of the micro-batch),
+    the slot count for llama-server."""
+    cells, _, n_ctx = llamacpp_cells(cfg.n_ctx, cfg.n_parallel, cfg.kv_unified)
+    ub = min(cfg.n_ubatch, n_ctx)
+    n_out = ub if n_outputs_max is None else max(1, min(ub, n_outputs_max))
+    logits = spec.vocab_size * n_out * F32 + 3 * spec.hidden_size * n_out * F32
+    # The KQ masks (cells × tokens, one per cache kind: full and sliding-window; F16 for flash attention, F32
+    # without) stay allocated beside one layer's feed-forward rows.
+    mask_bytes = F16 if flash_attn else F32
+    masks = sum(c.cells * ub * mask_bytes for c in llamacpp_kv(spec, cfg).caches) if spec.n_layers else 0
+    ffn = (3 * (spec.intermediate_size or 0) + 4 * spec.hidden_size) * ub * F32 + masks
     if flash_attn:
-        return logits
-    cells, _, _ = llamacpp_cells(cfg.n_ctx, cfg.n_parallel, cfg.kv_unified)
+        return max(logits, ffn)
     attention = (spec.n_heads + 1) * cells * ub * F32 + 2 * (spec.intermediate_size or 0) * ub * F32
-    return max(logits, attention)
+    return max(logits, attention, ffn)
 
 
 def llamacpp_output_bytes(spec: ModelSpec, n_outputs: int) -> int:

@@ -39,6 +39,7 @@ class FitOptions:
         True, "Plan without flash attention (bigger compute buffer).", flag="--no-flash-attn", invert=True
     )
     kv_unified: bool = setting(False, "llama.cpp --kv-unified: one KV stream shared by all slots.")
+    ubatch: int = setting(512, "llama.cpp micro-batch (-ub): tokens per compute step; sizes the compute buffer.")
     gpu_util: float = setting(0.9, "vLLM --gpu-memory-utilization.")
     tp: int | None = setting(None, "vLLM tensor parallel size (default: number of GPUs).")
     kv_cache_memory: float | None = setting(
@@ -70,6 +71,7 @@ def fit_request(spec: ModelSpec, o: FitOptions, measure_bandwidth: bool = True) 
         n_cpu_moe=o.n_cpu_moe,
         flash_attn=o.flash_attn,
         kv_unified=o.kv_unified,
+        n_ubatch=o.ubatch,
         gpu_memory_utilization=o.gpu_util,
         tensor_parallel=o.tp,
         kv_cache_memory_bytes=None if o.kv_cache_memory is None else int(o.kv_cache_memory * 1024**3),

@@ -51,12 +51,14 @@ class ComponentCheck:
         }
 
 
-def _predicted(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool) -> dict[str, int]:
+def _predicted(
+    spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool, n_outputs_max: int | None = None
+) -> dict[str, int]:
     return {
         "model buffer": weights_plan(spec).bytes,
         "cpu repack buffer": cpu_repack_bytes(spec),
         "KV cache": llamacpp_kv(spec, cfg).bytes,
-        "compute buffer": llamacpp_compute_bytes(spec, cfg, flash_attn),
+        "compute buffer": llamacpp_compute_bytes(spec, cfg, flash_attn, n_outputs_max),
         "output buffer": llamacpp_output_bytes(spec, cfg.n_parallel),
     }
 
@@ -140,7 +142,14 @@ def _ggml_type(name: str) -> int:
     return GGML_TYPE_IDS[name]
 
 
-_CTX_KEYS = {"n_ctx": int, "n_seq_max": int, "n_ubatch": int, "flash_attn": str, "kv_unified": str}
+_CTX_KEYS = {
+    "n_ctx": int,
+    "n_seq_max": int,
+    "n_ubatch": int,
+    "n_outputs_max": int,  # llama-server: its slots; llama-cpp-python: n_batch
+    "flash_attn": str,
+    "kv_unified": str,
+}
 
 
 def parse_llama_context_settings(text: str) -> dict[str, Any]:
@@ -193,7 +202,8 @@ def compare_log(spec: ModelSpec, path: Path, req: FitRequest | None = None) -> d
         )
         fa = s.get("flash_attn", "enabled") not in ("disabled", "0", "false")
         rep = parse_llama_log(text)
-        checks = _checks_from_report(_predicted(spec, cfg, fa), rep, f"llama.cpp log {path.name}")
+        predicted = _predicted(spec, cfg, fa, s.get("n_outputs_max"))
+        checks = _checks_from_report(predicted, rep, f"llama.cpp log {path.name}")
         return {"engine": "llama.cpp", "settings": vars(cfg), "checks": [c.to_dict() for c in checks]}
     v = parse_vllm_log(text)
     if v:

@@ -144,15 +144,13 @@ def _options(
     from selfhost.serve import run as serve
 
     fit_options = FitOptions(
-        ctx=ctx, parallel=config["parallel"], kv_type=config["kv_type"], flash_attn=config["flash_attn"]
+        ctx=ctx,
+        parallel=config["parallel"],
+        kv_type=config["kv_type"],
+        flash_attn=config["flash_attn"],
+        ubatch=config["ubatch"],
     )
-    ub = config["ubatch"]
     serve_options = serve.ServeOptions(
-        engine="llama-server",
-        port=port,
-        threads=config["threads"],
-        log_path=log,
-        engine_args=f"-ub {ub} -b {max(ub, 2048)}",
-        print_only=print_only,
+        engine="llama-server", port=port, threads=config["threads"], log_path=log, print_only=print_only
     )
     return fit_options, serve_options

@@ -94,7 +94,6 @@ def _result(
         values = [m["goodput_requests_per_s"] for m in measured]
         median = statistics.median(values)
         out["measured_goodput_requests_per_s"] = {"median": median, "runs": values}
-        out["measured_levels"] = [m["levels"] for m in measured]
         if not low <= median <= high:
             direction = "below" if median < low else "above"
             drift.append(

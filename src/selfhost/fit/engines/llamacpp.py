@@ -84,6 +84,9 @@ class LlamaCppEngine(Engine):
     gpu_reserve_bytes = GPU_RUNTIME_BYTES
     reserve_source = "assumed (CUDA context; not logged by llama.cpp)"
     kv_always_unified = False
+    # llama-server caps the reserve graph's outputs at its slots (server_output_limits); an engine that leaves
+    # llama.cpp's default (n_batch: every token an output, as llama-cpp-python and Ollama do) sets this False.
+    outputs_per_slot = True
 
     def validate(self, spec: ModelSpec, req: FitRequest) -> None:
         if not req.kv_unified and req.n_ctx // req.parallel < 1:
@@ -125,7 +128,7 @@ class LlamaCppEngine(Engine):
         cpu_experts = _expert_layer_bytes(spec, w, w_layers)[:n_cpu_moe] if n_cpu_moe else []
         # Experts of the first n_cpu_moe layers move from wherever their layer is to host RAM.
         w_layers = [b - (cpu_experts[i] if i < len(cpu_experts) else 0) for i, b in enumerate(w_layers)]
-        compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn)
+        compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn, req.parallel if self.outputs_per_slot else None)
         output = llamacpp_output_bytes(spec, req.parallel)
         reserve = self.gpu_reserve_bytes
         vocab = llamacpp_vocab_bytes(spec)
@@ -225,6 +228,8 @@ class LlamaCppEngine(Engine):
         argv += ["-fa", "on" if req.flash_attn else "off", "--cache-type-k", kv, "--cache-type-v", kv]
         if req.kv_unified:
             argv.append("--kv-unified")
+        if req.n_ubatch != 512:  # llama-server's default; its logical batch (-b, 2048) must hold the micro-batch
+            argv += ["-ub", str(req.n_ubatch)] + (["-b", str(req.n_ubatch)] if req.n_ubatch > 2048 else [])
         return argv + ["--host", host, "--port", str(port)]
 
     def launch_command(self, spec: ModelSpec, p: FitPlan, req: FitRequest) -> str:

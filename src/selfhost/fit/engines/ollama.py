@@ -29,6 +29,7 @@ class OllamaEngine(LlamaCppEngine):
     gpu_reserve_bytes = OLLAMA_GPU_RESERVE_BYTES
     reserve_source = "Ollama's own reserve"
     kv_always_unified = True
+    outputs_per_slot = False  # assumed: Ollama's runner sets no n_outputs_max (no Ollama binary here to measure)
 
     def kv_note(self, req: FitRequest) -> str:
         return f" (Ollama: num_ctx {req.n_ctx:,} × num_parallel {req.parallel})"

@@ -79,6 +79,21 @@ def test_compute_buffer_is_fits_for_llama_server(
         assert abs(c["predicted_bytes"] - c["actual_bytes"]) <= 0.05 * c["actual_bytes"], (ctx, slots, ubatch, fa, c)
 
 
+def test_each_server_is_planned_with_its_own_output_rule(smollm2_path: Path) -> None:
+    """llama-server caps the reserve graph's outputs at its slots; llama-cpp-python's server keeps llama.cpp's default
+    (every micro-batch token an output, as in-process): the same fit options give each its own compute buffer."""
+    from selfhost.fit.compute import llamacpp_compute_bytes
+    from selfhost.fit.kv import LlamaCppKVConfig
+    from selfhost.models.gguf_spec import spec_from_gguf
+
+    fit, spec = FitOptions(ctx=1024, parallel=2), spec_from_gguf(smollm2_path)
+    cfg = LlamaCppKVConfig(2048, 2)
+    for engine, outputs in (("llama-server", 2), ("llama-cpp-python", None)):
+        options = serve.ServeOptions(engine=engine, port=8080, print_only=True)
+        launch = serve.prepare(str(smollm2_path), fit, options)
+        assert launch.plan.compute_bytes == llamacpp_compute_bytes(spec, cfg, True, outputs), engine
+
+
 def _bench(url: str, concurrency: int, tmp: Path, requests: int = 0, input_tokens: str = "64") -> dict:  # type: ignore[type-arg]
     from selfhost.bench.command import BenchOptions, bench_command
 

@@ -39,6 +39,9 @@ class FitRequest:
     flash_attn: bool = True
     kv_unified: bool = False
     n_ubatch: int = 512
+    # llama.cpp: does the server cap the reserve graph's outputs at its slots? None: the engine's own rule
+    # (llama-server yes; llama-cpp-python's server and Ollama keep every micro-batch token an output)
+    outputs_per_slot: bool | None = None
     gpu_memory_utilization: float = 0.9
     tensor_parallel: int | None = None  # vLLM: default = number of GPUs
     kv_cache_memory_bytes: int | None = None  # vLLM --kv-cache-memory-bytes (its CPU build's KV size)

@@ -128,7 +128,8 @@ class LlamaCppEngine(Engine):
         cpu_experts = _expert_layer_bytes(spec, w, w_layers)[:n_cpu_moe] if n_cpu_moe else []
         # Experts of the first n_cpu_moe layers move from wherever their layer is to host RAM.
         w_layers = [b - (cpu_experts[i] if i < len(cpu_experts) else 0) for i, b in enumerate(w_layers)]
-        compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn, req.parallel if self.outputs_per_slot else None)
+        per_slot = self.outputs_per_slot if req.outputs_per_slot is None else req.outputs_per_slot
+        compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn, req.parallel if per_slot else None)
         output = llamacpp_output_bytes(spec, req.parallel)
         reserve = self.gpu_reserve_bytes
         vocab = llamacpp_vocab_bytes(spec)

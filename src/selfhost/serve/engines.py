@@ -54,6 +54,8 @@ class ServeEngine:
     health_path: str
     program: Callable[[], list[str]]  # the argv prefix that replaces the engine's own program name
     summary: str
+    # llama.cpp engines: does the server cap the reserve graph's outputs at its slots (fit.plan.FitRequest)?
+    outputs_per_slot: bool | None = None
 
 
 SERVE_ENGINES: dict[str, ServeEngine] = {
@@ -75,6 +77,7 @@ SERVE_ENGINES: dict[str, ServeEngine] = {
             "/v1/models",
             lambda: [sys.executable, "-m", "llama_cpp.server"],
             "llama-cpp-python's server (the in-process engine, one request at a time)",
+            outputs_per_slot=False,  # llama.cpp's default: every token of the micro-batch is an output
         ),
     )
 }

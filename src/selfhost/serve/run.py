@@ -99,8 +99,7 @@ def prepare(model: str | None, fit_options: FitOptions, options: ServeOptions) -
     if engine.name == "vllm" and spec.source != "hf":
         spec = _as_hf_dir(spec, write=not options.print_only)
     req, _ = fit_request(spec, replace(fit_options, engine=engine.fit_engine), measure_bandwidth=False)
-    if engine.name == "llama-cpp-python":  # its server keeps llama.cpp's default: every token an output
-        req = replace(req, outputs_per_slot=False)
+    req = replace(req, outputs_per_slot=engine.outputs_per_slot)
     p = plan(spec, req)
     port = options.port
     if not options.print_only:

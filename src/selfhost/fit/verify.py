@@ -16,7 +16,7 @@ from selfhost.errors import UsageError
 from selfhost.fit.compute import llamacpp_compute_bytes, llamacpp_output_bytes, llamacpp_vocab_bytes
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv
 from selfhost.fit.plan import FitRequest, plan
-from selfhost.fit.weights import cpu_repack_bytes, weights_plan
+from selfhost.fit.weights import cpu_mapped_bytes, cpu_repack_bytes, weights_plan
 from selfhost.models.spec import ModelSpec
 
 __all__ = [
@@ -55,7 +55,7 @@ def _predicted(
     spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: bool, n_outputs_max: int | None = None
 ) -> dict[str, int]:
     return {
-        "model buffer": weights_plan(spec).bytes,
+        "model buffer": cpu_mapped_bytes(spec) if spec.tensors else weights_plan(spec).bytes,
         "cpu repack buffer": cpu_repack_bytes(spec),
         "KV cache": llamacpp_kv(spec, cfg).bytes,
         "compute buffer": llamacpp_compute_bytes(spec, cfg, flash_attn, n_outputs_max),

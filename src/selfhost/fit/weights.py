@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from selfhost.errors import UsageError
-from selfhost.models.spec import ModelSpec
+from selfhost.models.spec import ModelSpec, TensorInfo
 
 __all__ = [
     "FILE_BPW",
@@ -15,7 +17,11 @@ __all__ = [
     "weights_plan",
     "layer_bytes",
     "cpu_repack_bytes",
+    "cpu_mapped_bytes",
+    "is_cpu_repacked",
+    "host_cpu_features",
     "CPU_REPACK_TYPES",
+    "CPU_REPACK_RULES",
 ]
 
 # Whole-file bits per weight of llama.cpp quantizations, measured on Llama-3.1-8B (embeddings and output
@@ -34,10 +40,71 @@ FILE_BPW: dict[str, float] = {
 # Highest quality first: the order the solver tries them in.
 QUANT_ORDER = ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q2_K"]
 
-# Tensor types llama.cpp's CPU backend repacks into an interleaved copy (the CPU_REPACK buffer) on x86 with
-# AVX2 and on ARM (ggml/src/ggml-cpu/repack.cpp). Only matrix-multiply weights are repacked, so the
-# token embedding (read with get_rows) stays in the mapped file.
-CPU_REPACK_TYPES = frozenset({"Q4_0", "Q4_K", "IQ4_NL"})
+# Tensor types llama.cpp's CPU backend repacks into an interleaved copy (the CPU_REPACK buffer), by CPU feature
+# (ggml/src/ggml-cpu/repack.cpp, ggml_repack_get_optimal_repack_type): with AVX2 on x86 a tensor is repacked when its
+# rows (ne[1]) are a multiple of 8; with NEON dot-product on ARM, of 4 (8 for the K-quants). x86 with AVX2 is
+# measured on this project's machines; the ARM rows are read from the source (assumed).
+CPU_REPACK_RULES: dict[str, tuple[frozenset[str], int]] = {
+    "avx2": (frozenset({"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"}), 8),
+    "avx512": (frozenset({"Q4_0", "Q4_K", "IQ4_NL", "MXFP4", "Q2_K"}), 8),
+    "neon-dotprod": (frozenset({"Q4_0", "IQ4_NL", "MXFP4", "Q8_0"}), 4),
+    "neon-dotprod-k": (frozenset({"Q4_K", "Q5_K", "Q6_K"}), 8),
+}
+CPU_REPACK_TYPES = CPU_REPACK_RULES["avx2"][0]
+# Tensors read by row lookup (get_rows), never by a matrix multiply: llama.cpp keeps them in the mapped file.
+_GET_ROWS_ONLY = frozenset(
+    {"token_embd.weight", "per_layer_token_embd.weight", "position_embd.weight", "token_types.weight"}
+)
+
+
+@cache
+def host_cpu_features() -> tuple[str, ...]:
+    """The repack rule names that apply to this machine's CPU (x86 flags or ARM features from /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ("avx2",)  # assumed: the common x86 server
+    flags = set(re.findall(r"\b[\w.]+\b", " ".join(re.findall(r"^(?:flags|Features)\s*:(.*)$", text, re.M))))
+    if "avx512f" in flags:
+        return ("avx512",)
+    if "avx2" in flags:
+        return ("avx2",)
+    if "asimddp" in flags:
+        return ("neon-dotprod", "neon-dotprod-k")
+    return ()
+
+
+def is_cpu_repacked(t: TensorInfo, features: tuple[str, ...] | None = None) -> bool:
+    """Whether llama.cpp's CPU backend copies tensor T into CPU_REPACK: a 2-D weight of a matrix multiply or a 3-D
+    expert stack (mul_mat_id), of a repackable type, with whole row groups."""
+    if t.name in _GET_ROWS_ONLY or len(t.shape) < 2:
+        return False
+    if len(t.shape) > 3 or (len(t.shape) == 3 and "_exps." not in t.name):
+        return False  # llama.cpp repacks 3-D weights only for mul_mat_id (experts), e.g. not DeepSeek's attn_k_b
+    for f in host_cpu_features() if features is None else features:
+        types, rows = CPU_REPACK_RULES[f]
+        if t.type in types and t.shape[1] % rows == 0:
+            return True
+    return False
+
+
+def cpu_repack_bytes(spec: ModelSpec, features: tuple[str, ...] | None = None) -> int:
+    """Bytes of the CPU_REPACK buffer: the repacked tensors keep their size in the interleaved layout."""
+    return sum(t.n_bytes for t in spec.tensors if is_cpu_repacked(t, features))
+
+
+def cpu_mapped_bytes(spec: ModelSpec, features: tuple[str, ...] | None = None) -> int:
+    """Bytes of llama.cpp's CPU_Mapped model buffer: the file range from the first to the end of the last tensor it
+    keeps mapped. Repacked tensors at either end of the file fall outside it; those in the middle stay inside."""
+    kept = [t for t in spec.tensors if not is_cpu_repacked(t, features)]
+    if not kept:
+        return 0
+    if any(t.offset is None for t in kept):
+        return sum(t.n_bytes for t in kept)
+    start = min(t.offset for t in kept if t.offset is not None)
+    end = max(t.offset + t.n_bytes for t in kept if t.offset is not None)
+    return end - start
+
 
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 
@@ -82,7 +149,3 @@ def layer_bytes(spec: ModelSpec) -> tuple[list[int], int]:
         else:
             other += t.n_bytes
     return per_layer, other
-
-
-def cpu_repack_bytes(spec: ModelSpec) -> int:
-    return sum(t.n_bytes for t in spec.tensors if t.type in CPU_REPACK_TYPES and t.name != "token_embd.weight")

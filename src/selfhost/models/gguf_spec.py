@@ -149,7 +149,7 @@ def spec_from_gguf_file(g: GGUFFile, source: str = "gguf") -> ModelSpec:
         add_bos_token=g.get("tokenizer.ggml.add_bos_token"),
         add_eos_token=g.get("tokenizer.ggml.add_eos_token"),
     )
-    tensors = tuple(TensorInfo(t.name, t.type, t.shape, t.n_elements, t.n_bytes) for t in g.tensors)
+    tensors = tuple(TensorInfo(t.name, t.type, t.shape, t.n_elements, t.n_bytes, t.offset) for t in g.tensors)
     parameters = sum(t.n_elements for t in tensors)
     name = g.get("general.name") or g.path.stem
     n_experts = int(key("expert_count", 0) or 0)

@@ -21,6 +21,7 @@ class TensorInfo:
     shape: tuple[int, ...]
     n_elements: int
     n_bytes: int
+    offset: int | None = None  # absolute offset of the data in a GGUF file (llama.cpp maps file ranges)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,15 @@ from selfhost.fit.compute import llamacpp_compute_bytes, llamacpp_output_bytes, 
 from selfhost.fit.engines.base import GIB, MIB, Engine, register
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv, row_bytes
 from selfhost.fit.plan import DevicePlan, FitPlan, FitRequest
-from selfhost.fit.weights import FILE_BPW, QUANT_ORDER, WeightsPlan, cpu_repack_bytes, layer_bytes, weights_plan
+from selfhost.fit.weights import (
+    FILE_BPW,
+    QUANT_ORDER,
+    WeightsPlan,
+    cpu_mapped_bytes,
+    cpu_repack_bytes,
+    layer_bytes,
+    weights_plan,
+)
 from selfhost.models.spec import ModelSpec
 
 __all__ = ["LlamaCppEngine", "GPU_RUNTIME_BYTES", "LLAMACPP_KV_TYPES"]
@@ -167,6 +175,9 @@ class LlamaCppEngine(Engine):
             }
             if first_gpu_layer > 0 or not gpus:
                 host_comps["cpu_repack"] = cpu_repack_bytes(spec) if w.exact else 0
+            if not gpus and w.exact:
+                # the mapped buffer spans the file from the first to the last tensor that is not repacked
+                host_comps["weights"] = cpu_mapped_bytes(spec)
             if req.host is not None:
                 devices.append(DevicePlan(f"host RAM ({req.host.name})", req.host.usable_bytes, host_comps))
             elif not gpus:

@@ -1,0 +1,105 @@
+"""fit on the architecture zoo at published widths: every component of fit's plan against llama.cpp's own buffers
+and the process's resident memory, with hf-mem's prediction on the same files side by side.
+
+Each zoo architecture (src/selfhost/fit/zoo_architectures.json) is built at its published model's widths with few
+layers (random weights, transformers -> llama.cpp's convert_hf_to_gguf.py [-> llama-quantize]) and loaded by llama.cpp
+in a fresh process at each setting (selfhost.fit.verify.verify_llamacpp: llama.cpp's logged buffers, RSS growth over
+load + context + one full micro-batch of logits). fit's compute-buffer and tokenizer constants were fitted on SmolLM2
+and Gemma 3 270M only: every row here is held out.
+
+Peer (benchmark-only dependency: `pip install hf-mem==0.5.6`): hf-mem's `parse_gguf_metadata` on the same local GGUF
+(weights + KV cache; it has no compute or overhead term). llmfit is not run: it reads its own model database by
+Hugging Face id, which would describe the full published model, not these few-layer files.
+
+Run: .venv/bin/python benchmarks/bench_fit_zoo.py [--arch NAME ...] [--quant Q4_K_M]
+Published builds take 20-150 s each and up to 3.8 GB of disk (cached under ~/.cache/selfhost/zoo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from selfhost.fit import zoo
+from selfhost.fit.kv import LlamaCppKVConfig
+from selfhost.fit.plan import RECURRENT_STATE_ARCHITECTURES
+from selfhost.fit.verify import verify_llamacpp
+from selfhost.models.gguf_spec import spec_from_gguf
+
+MIB = 2**20
+# (context, slots, KV type, flash attention): llama.cpp refuses a quantized V cache without flash attention
+SETTINGS = [(4096, 1, "f16", True), (8192, 4, "q8_0", True), (4096, 2, "f16", False)]
+
+
+def hf_mem_bytes(path: Path, ctx: int, kv_type: str) -> int | None:
+    try:
+        from hf_mem.gguf.metadata import parse_gguf_metadata
+    except ImportError:
+        return None
+    with open(path, "rb") as f:
+        m = parse_gguf_metadata(
+            f.read(16_000_000), experimental=True, max_model_len=ctx, kv_cache_dtype=kv_type.upper(), batch_size=1
+        )
+    return int(m.bytes_count) + int(m.kv_cache.cache_size)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", action="append", help="zoo architecture (repeatable; default: every attention one)")
+    ap.add_argument("--quant", default=None, help="llama-quantize type for every file, e.g. Q4_K_M (default: F16)")
+    args = ap.parse_args()
+    names = args.arch or [a.name for a in zoo.architectures() if a.llama_cpp_arch not in RECURRENT_STATE_ARCHITECTURES]
+    print(f"# fit vs llama.cpp at published widths, {args.quant or 'F16'}; error = (predicted - actual) / actual")
+    print("| architecture | copies | setting | weights | KV | compute | total buffers | RSS | hf-mem (weights+KV) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    errors: dict[str, list[float]] = {k: [] for k in ("weights", "KV", "compute", "total", "RSS", "hf-mem")}
+    for name in names:
+        try:
+            m = zoo.build(name, "published", quant=args.quant)
+        except Exception as e:  # one architecture's failure is a row, not the end of the run
+            print(f"| {name} | build failed: {e} |")
+            continue
+        spec = spec_from_gguf(m.path)
+        a = zoo.architecture(name)
+        for ctx, slots, kv, fa in SETTINGS:
+            try:
+                r = verify_llamacpp(spec, LlamaCppKVConfig(ctx, slots, kv, kv), fa)
+            except Exception as e:
+                print(f"| {name} | {a.copies} | ctx {ctx} np {slots} {kv} fa {'on' if fa else 'off'} | refused: {e} |")
+                continue
+            c = {x["component"]: x for x in r["checks"]}
+            buffers = [x for k, x in c.items() if k != "process memory"]
+
+            def err(pred: int, act: int) -> float:
+                return (pred - act) / act if act else 0.0
+
+            w_pred = sum(c[k]["predicted_bytes"] for k in ("model buffer", "cpu repack buffer") if k in c)
+            w_act = sum(c[k]["actual_bytes"] for k in ("model buffer", "cpu repack buffer") if k in c)
+            row = {
+                "weights": err(w_pred, w_act),
+                "KV": c["KV cache"]["error"],
+                "compute": c["compute buffer"]["error"],
+                "total": err(sum(x["predicted_bytes"] for x in buffers), sum(x["actual_bytes"] for x in buffers)),
+                "RSS": c["process memory"]["error"],
+            }
+            peer = hf_mem_bytes(m.path, ctx * slots, kv)
+            truth = w_act + c["KV cache"]["actual_bytes"]
+            if peer is not None:
+                row["hf-mem"] = err(peer, truth)
+            for k, v in row.items():
+                errors[k].append(abs(v))
+            cells = " | ".join(f"{row[k] * 100:+.1f} %" for k in ("weights", "KV", "compute", "total", "RSS"))
+            peer_cell = f"{row['hf-mem'] * 100:+.1f} %" if "hf-mem" in row else "not installed"
+            setting = f"ctx {ctx} np {slots} {kv} fa {'on' if fa else 'off'}"
+            print(f"| {name} | {a.copies} | {setting} | {cells} | {peer_cell} |", flush=True)
+    print()
+    for k, v in errors.items():
+        if v:
+            print(f"{k}: median |error| {statistics.median(v) * 100:.1f} %, worst {max(v) * 100:.1f} %, {len(v)} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

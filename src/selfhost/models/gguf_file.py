@@ -140,7 +140,9 @@ def _value_type(cur: _Cursor, key: str) -> GGUFValueType:
         ) from None
 
 
-def _read_value(cur: _Cursor, key: str, vtype: GGUFValueType, lengths: dict[str, int]) -> Any:
+def _read_value(
+    cur: _Cursor, key: str, vtype: GGUFValueType, lengths: dict[str, int], keep: frozenset[str] = frozenset()
+) -> Any:
     if vtype == GGUFValueType.STRING:
         return cur.string()
     if vtype != GGUFValueType.ARRAY:
@@ -148,7 +150,7 @@ def _read_value(cur: _Cursor, key: str, vtype: GGUFValueType, lengths: dict[str,
     etype = _value_type(cur, key)
     count = cur.scalar("<Q")
     if etype == GGUFValueType.STRING:
-        if key in _SKIP_STRING_ARRAYS:
+        if key in _SKIP_STRING_ARRAYS and key not in keep:
             cur.skip_strings(count)
             lengths[key] = count
             return None
@@ -158,7 +160,7 @@ def _read_value(cur: _Cursor, key: str, vtype: GGUFValueType, lengths: dict[str,
     dtype = np.dtype(_NUMPY[etype])
     nbytes = dtype.itemsize * count
     cur.need(nbytes)
-    if key in _SKIP_NUMERIC_ARRAYS:
+    if key in _SKIP_NUMERIC_ARRAYS and key not in keep:
         cur.pos += nbytes
         lengths[key] = count
         return None
@@ -175,8 +177,9 @@ def is_gguf(path: Path) -> bool:
         return False
 
 
-def read_gguf(path: str | os.PathLike[str]) -> GGUFFile:
-    """Read and validate a GGUF header. Raises a SelfhostError naming what is wrong."""
+def read_gguf(path: str | os.PathLike[str], keep: frozenset[str] = frozenset()) -> GGUFFile:
+    """Read and validate a GGUF header. Raises a SelfhostError naming what is wrong. Large per-token arrays (scores,
+    token types, merges) are kept as their length only, unless named in KEEP."""
     p = Path(path)
     if not p.exists():
         raise ModelNotFoundError(f"no such file: {p}", "check the path, or run `selfhost models` to list local models")
@@ -193,7 +196,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFFile:
             )
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             try:
-                return _parse(p, mm, size)
+                return _parse(p, mm, size, keep)
             except _Truncated:
                 raise CorruptModelError(
                     f"{p} is truncated: its GGUF header ends past the end of the file ({size} bytes)",
@@ -201,7 +204,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFFile:
                 ) from None
 
 
-def _parse(p: Path, mm: mmap.mmap, size: int) -> GGUFFile:
+def _parse(p: Path, mm: mmap.mmap, size: int, keep: frozenset[str] = frozenset()) -> GGUFFile:
     cur = _Cursor(mm)
     cur.pos = 4
     version = cur.scalar("<I")
@@ -220,7 +223,7 @@ def _parse(p: Path, mm: mmap.mmap, size: int) -> GGUFFile:
     for _ in range(n_kv):
         key = cur.string()
         vtype = _value_type(cur, key)
-        metadata[key] = _read_value(cur, key, vtype, lengths)
+        metadata[key] = _read_value(cur, key, vtype, lengths, keep)
     alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT))
     if alignment <= 0 or alignment & (alignment - 1):
         raise CorruptModelError(f"{p} has general.alignment {alignment}, which is not a power of two")

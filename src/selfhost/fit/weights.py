@@ -20,7 +20,6 @@ __all__ = [
     "cpu_mapped_bytes",
     "is_cpu_repacked",
     "host_cpu_features",
-    "CPU_REPACK_TYPES",
     "CPU_REPACK_RULES",
 ]
 
@@ -50,7 +49,6 @@ CPU_REPACK_RULES: dict[str, tuple[frozenset[str], int]] = {
     "neon-dotprod": (frozenset({"Q4_0", "IQ4_NL", "MXFP4", "Q8_0"}), 4),
     "neon-dotprod-k": (frozenset({"Q4_K", "Q5_K", "Q6_K"}), 8),
 }
-CPU_REPACK_TYPES = CPU_REPACK_RULES["avx2"][0]
 # Tensors read by row lookup (get_rows), never by a matrix multiply: llama.cpp keeps them in the mapped file.
 _GET_ROWS_ONLY = frozenset(
     {"token_embd.weight", "per_layer_token_embd.weight", "position_embd.weight", "token_types.weight"}

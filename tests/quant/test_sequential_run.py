@@ -8,11 +8,12 @@ files and their KL divergences are real."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from selfhost.evals.sequential import decide, running_bounds
+from selfhost.evals.sequential import decide, difference_sequence, running_bounds
 from selfhost.evals.suite import Case
 from selfhost.quant.run import Gates, QuantConfig, item_key, look_points, run_order, run_quant
 from selfhost.quant.variants import Variant, make_variants
@@ -29,6 +30,10 @@ CASES = [
     Case(f"c{i}", [{"role": "user", "content": f"Say yes ({i})."}], [{"type": "contains", "value": "yes"}], 8, cat)
     for i, cat in zip(range(400), ["a", "b"] * 200, strict=True)
 ]
+SIX = [  # six categories, as the built-in suite has
+    Case(f"s{i}", [{"role": "user", "content": f"Say yes ({i})."}], [{"type": "contains", "value": "yes"}], 8, cat)
+    for i, cat in enumerate("abcdef" * 100)
+]
 
 
 def _fails(name: str, i: int) -> bool:
@@ -36,11 +41,13 @@ def _fails(name: str, i: int) -> bool:
     return {"F16": False, "Q4_K_M": False, "Q8_0": i % 25 == 3, "Q2_K": i % 5 in (1, 3)}[name]
 
 
-def _write_records(path: Path, variants: list[Variant]) -> None:
+def _write_records(
+    path: Path, variants: list[Variant], cases: list[Case] = CASES, fails: Callable[[str, int], bool] = _fails
+) -> None:
     with open(path, "w") as f:
         for v in variants:
-            for i, c in enumerate(CASES):
-                out = "no" if _fails(v.name, i) else "yes"
+            for i, c in enumerate(cases):
+                out = "no" if fails(v.name, i) else "yes"
                 rec = {"key": item_key(v, c, 2048), "variant": v.name, "case": c.id, "output": out}
                 timing = {"completion_tokens": 1, "ttft_s": 0.01, "e2e_s": 0.02, "decode_tokens_per_s": 50.0}
                 f.write(json.dumps(rec | timing) + "\n")
@@ -108,3 +115,70 @@ def test_a_budget_ends_open_variants_as_undecided(variants: list[Variant], tmp_p
 def test_look_points_every_n_cases_and_at_the_end() -> None:
     assert look_points(70, 20) == [20, 40, 60, 70]
     assert look_points(20, 20) == [20] and look_points(7, 20) == [7]
+
+
+def _loses_one_category(name: str, i: int) -> bool:
+    """Q2_K fails three in ten of category c (a 30-point drop there, 5 points overall); the others fail nothing."""
+    return name == "Q2_K" and i % 6 == 2 and (i // 6) % 10 in (0, 3, 6)
+
+
+def _first_look(name: str, cases: list[Case], looks: list[int], want: str) -> int | None:
+    """The first look at which `name`'s verdict is `want`: 'worse' when worse overall or in any category (10-point
+    margin there), 'non-inferior' when non-inferior overall and in every category."""
+    order = run_order(cases)
+    passes = [not _loses_one_category(name, int(c.id[1:])) for c in order]
+    for n in looks:
+        overall = decide(running_bounds(passes[:n], [True] * n)[-1], 0.05)
+        per_cat = []
+        for cat in sorted({c.category for c in order}):
+            mine = [p for p, c in zip(passes[:n], order[:n], strict=True) if c.category == cat]
+            per_cat.append(decide(difference_sequence(mine, [True] * len(mine)), 0.10))
+        if want == "worse" and (overall == "worse" or "worse" in per_cat):
+            return n
+        if want == "non-inferior" and overall == "non-inferior" and set(per_cat) == {"non-inferior"}:
+            return n
+    return None
+
+
+def test_worse_in_one_category_is_worse(variants: list[Variant], tmp_path: Path) -> None:
+    """A variant that keeps five categories and loses one is not recommended, though its overall drop (5 points)
+    is within the overall margin; the next size up then runs until every category has its verdict."""
+    records = tmp_path / "items.jsonl"
+    _write_records(records, variants, SIX, _loses_one_category)
+    cfg = QuantConfig(variants, SIX, TEXT, records, Gates(max_kld_p99=1e6))
+    r = run_quant(cfg, lambda *a: pytest.fail(f"generated {a}"))
+    by = {v["name"]: v for v in r["variants"]}
+    looks = look_points(len(SIX), cfg.look_every)
+    worse_at = _first_look("Q2_K", SIX, looks, "worse")
+    assert worse_at is not None
+    q2 = by["Q2_K"]
+    assert (q2["decision"], q2["decided_after_cases"]) == ("worse", worse_at)
+    assert "in c " in q2["decision_reason"] and q2["pass_rate_by_category"]["c"]["interval"][1] < -0.10
+    assert q2["difference_vs_reference"]["ci_high"] >= -0.05  # not shown worse overall: the category decided it
+    assert r["by_category"]["c"]["worse"] == ["Q2_K"]
+
+    passed_at = _first_look("Q4_K_M", SIX, [n for n in looks if n > worse_at], "non-inferior")
+    q4 = by["Q4_K_M"]
+    assert (q4["decision"], q4["decided_after_cases"]) == ("non-inferior", passed_at)
+    # shown non-inferior overall first, it kept running until each category was decided
+    assert q4["overall_decided_after_cases"] < q4["decided_after_cases"]
+    assert {c["decision"] for c in q4["pass_rate_by_category"].values()} == {"non-inferior"}
+    assert all("Q4_K_M" in v["passed"] for v in r["by_category"].values())
+    assert by["Q8_0"]["decision"] == "not needed" and r["recommended"] == "Q4_K_M" and r["decided"]
+    assert "each category shown within it" in r["recommendation"]["why"]
+
+
+def test_categories_still_open_when_the_suite_ends(variants: list[Variant], tmp_path: Path) -> None:
+    """Thirty cases per category cannot show a category within 10 points; the variant shown non-inferior overall is
+    still the answer, with its open categories named."""
+    few = SIX[:180]
+    records = tmp_path / "items.jsonl"
+    chosen = [variants[0], next(v for v in variants if v.name == "Q4_K_M")]
+    _write_records(records, chosen, few, _loses_one_category)
+    r = run_quant(QuantConfig(chosen, few, TEXT, records, Gates(max_kld_p99=1e6)), lambda *a: pytest.fail(f"{a}"))
+    q4 = r["variants"][1]
+    assert q4["decision"] == "non-inferior" and "still open when the suite ran out" in q4["decision_reason"]
+    assert q4["overall_decided_after_cases"] == q4["decided_after_cases"] < len(few)
+    assert {c["decision"] for c in q4["pass_rate_by_category"].values()} == {"open"}
+    assert r["by_category"] == {cat: {"passed": [], "worse": [], "open": ["Q4_K_M"]} for cat in "abcdef"}
+    assert r["recommended"] == "Q4_K_M" and "still open: a, b, c, d, e, f" in r["recommendation"]["why"]

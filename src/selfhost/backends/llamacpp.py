@@ -234,6 +234,13 @@ class LlamaCppBackend:
             },
         )
 
+    def set_threads(self, n_threads: int) -> None:
+        """Threads for generation and prompt processing from the next call on (llama_set_n_threads), so that
+        engines running side by side can share the cores. llama.cpp's CPU results do not depend on it."""
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(self._llm.ctx, n_threads, n_threads)
+
     def close(self) -> None:
         llm = getattr(self, "_llm", None)
         if llm is not None:

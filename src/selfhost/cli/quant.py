@@ -70,6 +70,15 @@ from selfhost.quant.variants import Variant
     "below the reference's, and fails once shown to be more.",
 )
 @click.option(
+    "--max-category-drop",
+    type=float,
+    default=0.10,
+    show_default=True,
+    help="Gate per category (JSON, arithmetic, ...): a variant shown more than this below the reference in any one "
+    "category fails, and each category gets its own verdict. Wider than --max-drop because a category holds a "
+    "sixth of the cases.",
+)
+@click.option(
     "--max-bytes",
     "max_bytes_text",
     default=None,
@@ -98,6 +107,7 @@ def quant(
     max_cases: int | None,
     budget_minutes: float | None,
     max_drop: float,
+    max_category_drop: float,
     max_bytes_text: str | None,
     max_kld_p99: float,
     out_dir: Path,
@@ -161,7 +171,7 @@ def quant(
         cases,
         text,
         out_dir / "items.jsonl",
-        Gates(max_drop, max_kld_p99),
+        Gates(max_drop, max_kld_p99, max_category_drop=max_category_drop),
         kld_ctx=kld_ctx,
         kld_tokens=kld_tokens if kld_tokens is not None else (None if kld_ctx else 512),
         max_cases=max_cases,

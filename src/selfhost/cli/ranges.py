@@ -78,6 +78,7 @@ RANGES: dict[str, Range] = {
     "--max-cases": Range(1, 1e8),
     "--budget-minutes": _positive(31 * 24 * 60),
     "--max-drop": Range(0, 1),
+    "--max-category-drop": Range(0, 1),
     "--max-kld-p99": _positive(1e6),
     "--kld-ctx": Range(4, 1 << 20),
     "--kld-tokens": Range(2, 1e8),

@@ -91,12 +91,29 @@ def quant_table_section(result: dict[str, Any], model: str, n_cases: int) -> Sec
                 for k, c in cats.items()
             )
             notes.append(f"{r['name']} by category (variant vs reference, 95% sequence, decision): {shown}")
+    by_category = result.get("by_category") or {}
+    if by_category:
+        notes.insert(
+            0,
+            "by category (passed: shown at most "
+            f"{result['gates']['max_category_drop']:.0%} below the reference there): "
+            + "; ".join(
+                f"{cat}: " + ", ".join(f"{kind} {' '.join(names)}" for kind, names in verdicts.items() if names)
+                for cat, verdicts in by_category.items()
+            ),
+        )
         if r.get("decision_reason"):
             notes.append(f"{r['name']}: {r['decision_reason']}")
     notes.append(
         "decision: non-inferior / worse once the 95% confidence sequence of the paired difference lies above / "
-        f"below −{result['gates']['max_pass_rate_drop']:.0%} (Waudby-Smith & Ramdas 2024: valid at every look, so "
-        "a variant can stop as soon as it is decided); undecided: the suite or budget ran out first"
+        f"below −{result['gates']['max_pass_rate_drop']:.0%} overall (Waudby-Smith & Ramdas 2024: valid at every "
+        "look, so a variant can stop as soon as it is decided), and in each category above / below "
+        f"−{result['gates']['max_category_drop']:.0%}; worse in one category is worse; each category's sequence is "
+        "at 95% on its own, not adjusted for the number of categories; undecided: the suite or budget ran out first"
+    )
+    notes.append(
+        "tok/s: decode speed during the run, where the reference and the variant under test run side by side, "
+        "each on its share of the cores"
     )
     kld = result.get("kld_settings") or {}
     how = f"chunks of {kld['ctx']} tokens as llama-perplexity -c {kld['ctx']}" if kld.get("ctx") else "one pass"

@@ -7,7 +7,9 @@ second run).
 
 Run: .venv/bin/python benchmarks/bench_quant_decides.py [--budget-minutes M]
 Prints the wall time, the recommendation and whether every variant was decided, one row per variant (decision,
-cases it took, pass rate, the 95 % confidence sequence of its difference to F16), and the generation counts.
+cases it took, the look at which it was decided overall, pass rate, the 95 % confidence sequence of its difference
+to F16), each category of every variant that ran (its verdict at the 10-point category margin), which variants
+passed each category, and the generation counts.
 """
 
 from __future__ import annotations
@@ -40,6 +42,28 @@ def main() -> None:
         shown = f"{d['difference']:+6.1%} [{d['ci_low']:+6.1%}, {d['ci_high']:+6.1%}]" if v["cases_run"] else "-"
         rate = f"{v['pass_rate']:6.1%}" if v["pass_rate"] is not None else "     -"
         print(f"{v['name']:8} {v['decision']:13} {v['cases_run']:5} {rate} {shown:>24}  {v['kld_p99']:.3f}")
+    print(
+        "overall verdict after (cases): "
+        + ", ".join(
+            f"{v['name']} {v['overall_decided_after_cases']}"
+            for v in got["variants"][1:]
+            if v["overall_decided_after_cases"]
+        )
+    )
+    for v in got["variants"][1:]:
+        for cat, c in v["pass_rate_by_category"].items():
+            lo, hi = c["interval"]
+            print(
+                f"  {v['name']:8} {cat:13} {c['cases']:3} cases  {c['pass_rate']:6.1%} vs "
+                f"{c['reference_pass_rate']:6.1%}  [{lo:+6.1%}, {hi:+6.1%}]  {c['decision']}"
+            )
+    print(
+        "by category: "
+        + "; ".join(
+            f"{cat}: " + ", ".join(f"{k} {' '.join(n)}" for k, n in verdicts.items() if n)
+            for cat, verdicts in got["by_category"].items()
+        )
+    )
     gated = [v for v in got["variants"] if v["kld_p99"] is None or v["kld_p99"] <= got["gates"]["max_kld_p99"]]
     fixed = got["suite_cases"] * len(gated)
     print(

@@ -3,7 +3,8 @@ width, F16 and Q4_K_M).
 
 Each model is started by `selfhost serve --engine llama-server` (fit's command line: per-slot context, slots, flash
 attention), then its VmRSS (/proc/PID/status) is read twice: after start (llama-server's warmup has run) and after
-one ~600-token prompt (a full 512-token micro-batch through the graph). "plan" is fit's total for that launch
+one ~600-token prompt (a full 512-token micro-batch through the graph), and once more (with the peak, VmHWM) after a
+prompt that fills one slot's whole context. "plan" is fit's total for that launch
 (mapped weights, CPU_REPACK, KV, compute with llama-server's output rule, output buffer, tokenizer vocabulary); it has
 no term for the process itself (binary, libraries, HTTP threads), which is what the difference shows.
 
@@ -29,11 +30,17 @@ ZOO = ["llama-1b", "qwen3moe-30b-a3b", "gemma3-1b", "gpt-oss-20b", "deepseek2-li
 SETTINGS = [(1024, 2, True), (2048, 4, False)]  # (context per slot, slots, flash attention)
 
 
-def vm_rss(pid: int) -> int:
+def vm_rss(pid: int, field: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def post(url: str, payload: dict) -> dict:  # type: ignore[type-arg]
+    body = json.dumps(payload).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=300).read())  # type: ignore[no-any-return]
 
 
 def models() -> list[tuple[str, Path]]:
@@ -50,9 +57,9 @@ def models() -> list[tuple[str, Path]]:
 def main() -> None:
     print(
         "| model | ctx/slot | slots | flash attn | RSS after start MiB | RSS after 600 tokens MiB | plan MiB "
-        "| RSS - plan MiB |"
+        "| RSS - plan MiB | RSS, one slot full MiB | peak RSS (VmHWM) MiB | peak - plan MiB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     logs = Path(tempfile.mkdtemp(prefix="selfhost-rss-"))
     for name, path in models():
         for ctx, slots, fa in SETTINGS:
@@ -63,16 +70,20 @@ def main() -> None:
                 time.sleep(0.5)
                 assert proc.proc is not None
                 at_start = vm_rss(proc.proc.pid)
-                body = json.dumps({"prompt": "hello " * 600, "n_predict": 2}).encode()
-                req = urllib.request.Request(proc.url + "/completion", body, {"Content-Type": "application/json"})
-                urllib.request.urlopen(req, timeout=120).read()
+                post(proc.url + "/completion", {"prompt": "hello " * 600, "n_predict": 2})
                 after = vm_rss(proc.proc.pid)
+                # one slot filled to its whole context: a prompt of ctx - 8 tokens, 4 generated
+                token = post(proc.url + "/tokenize", {"content": "hello"})["tokens"][0]
+                post(proc.url + "/completion", {"prompt": [token] * (ctx - 8), "n_predict": 4, "cache_prompt": False})
+                full = vm_rss(proc.proc.pid)
+                peak = vm_rss(proc.proc.pid, "VmHWM")
             finally:
                 proc.stop()
             total = launch.plan.total_bytes
             print(
                 f"| {name} | {ctx} | {slots} | {'on' if fa else 'off'} | {at_start / MIB:.1f} | {after / MIB:.1f} | "
-                f"{total / MIB:.1f} | {(after - total) / MIB:+.1f} |",
+                f"{total / MIB:.1f} | {(after - total) / MIB:+.1f} | {full / MIB:.1f} | {peak / MIB:.1f} | "
+                f"{(peak - total) / MIB:+.1f} |",
                 flush=True,
             )
 

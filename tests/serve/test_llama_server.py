@@ -92,6 +92,8 @@ def test_each_server_is_planned_with_its_own_output_rule(smollm2_path: Path) -> 
         options = serve.ServeOptions(engine=engine, port=8080, print_only=True)
         launch = serve.prepare(str(smollm2_path), fit, options)
         assert launch.plan.compute_bytes == llamacpp_compute_bytes(spec, cfg, True, outputs), engine
+        # what llama-server holds beyond the plan is named: its process and its prompt cache (--cache-ram)
+        assert any("--cache-ram" in n for n in launch.plan.notes) == (engine == "llama-server"), engine
 
 
 def _bench(url: str, concurrency: int, tmp: Path, requests: int = 0, input_tokens: str = "64") -> dict:  # type: ignore[type-arg]

@@ -198,6 +198,12 @@ class LlamaCppEngine(Engine):
             notes.append(f"per-GPU runtime reserve {reserve // MIB} MiB is {self.reserve_source}")
         if not w.exact:
             notes.append(f"weights estimated: {w.source}")
+        if per_slot:  # llama-server (its output rule); not llama-cpp-python in-process, nor Ollama
+            notes.append(
+                "not counted: the llama-server process itself (about 20 MiB of resident memory measured here) and its "
+                "prompt cache, which keeps replaced slot states in host RAM up to --cache-ram (8192 MiB by default; "
+                "--cache-ram 0 turns it off) (benchmarks/bench_server_rss.py)"
+            )
         if cpu_experts:
             moved = sum(cpu_experts) / GIB
             notes.append(f"--n-cpu-moe {n_cpu_moe}: {moved:.2f} GiB of expert weights stay in host RAM")

@@ -412,10 +412,10 @@ def _category_rows(
     cases: list[Case], var_pass: list[bool], ref_pass: list[bool], alpha: float, max_drop: float
 ) -> dict[str, dict[str, Any]]:
     by: dict[str, tuple[list[bool], list[bool]]] = {}
-    for c, v, r in zip(cases, var_pass, ref_pass, strict=True):
+    for c, passed, ref_passed in zip(cases, var_pass, ref_pass, strict=True):
         by.setdefault(c.category, ([], []))
-        by[c.category][0].append(v)
-        by[c.category][1].append(r)
+        by[c.category][0].append(passed)
+        by[c.category][1].append(ref_passed)
     out = {}
     for cat, (v, r) in sorted(by.items()):
         cs = difference_sequence(v, r, alpha)

@@ -80,3 +80,36 @@ def sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupt_when(
+    args: list[str], ready: Callable[[], bool], within_s: float = 60.0, finish_s: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Runs a command, sends it SIGINT as Ctrl-C in a terminal would once `ready()` holds (or after `within_s`), and
+    waits up to `finish_s` for it to exit. A failure here never leaves the run going into the next tests."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_default,  # noqa: PLW1509
+    )
+    try:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=finish_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+
+
+def has_lines(path: Path, n: int) -> Callable[[], bool]:
+    """For `interrupt_when`: true once `path` holds at least `n` lines."""
+    return lambda: path.exists() and len(path.read_text().splitlines()) >= n

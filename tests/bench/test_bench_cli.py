@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -16,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_info_cli import _one_line_error, run
-from tests.helpers import sigint_default
+from tests.helpers import has_lines, interrupt_when
 
 CONTRACT = ["requests", "ttft_s", "itl_s", "tpot_s", "e2e_s", "output_tokens_per_s", "requests_per_s", "records_path"]
 
@@ -114,7 +111,8 @@ def test_bad_targets(mock_server: Callable[..., str], html_server: str, tmp_path
 def test_ctrl_c_keeps_every_finished_request(mock_server: Callable[..., str], tmp_path: Path) -> None:
     url = mock_server("--ttft", "0.05", "--itl", "0.01")
     out = tmp_path / "r.jsonl"
-    p = subprocess.Popen(
+    partial = out.with_name(f".{out.name}.partial")  # records stream there until the run ends (files.py)
+    p = interrupt_when(
         [
             sys.executable,
             "-m",
@@ -131,22 +129,11 @@ def test_ctrl_c_keeps_every_finished_request(mock_server: Callable[..., str], tm
             str(out),
             "--json",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=sigint_default,  # noqa: PLW1509
+        has_lines(partial, 20),
+        within_s=30,
+        finish_s=30,
     )
-    try:
-        partial = out.with_name(f".{out.name}.partial")  # records stream there until the run ends (files.py)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not partial.exists() or len(partial.read_text().splitlines()) < 20):
-            time.sleep(0.05)
-        p.send_signal(signal.SIGINT)
-        stdout, stderr = p.communicate(timeout=30)
-    finally:  # a failure here must not leave 100,000 requests running into the next tests
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
+    stdout, stderr = p.stdout, p.stderr
     assert p.returncode == 130, stderr
     assert "Traceback" not in stderr
     summary = json.loads(stdout)

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.helpers import sigint_default
+from tests.helpers import interrupt_when
 
 
 @pytest.fixture(scope="module")
@@ -128,29 +128,11 @@ def test_check_fit_section_is_checked_against_llama_cpp(
 
 
 def test_ctrl_c_keeps_finished_sections(tmp_path: Path) -> None:
-    import signal
-    import time
-
     out = tmp_path / "report.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "selfhost", "check", "-o", str(tmp_path / "r.html"), "--json-output", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=sigint_default,  # noqa: PLW1509
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait until the first sections are on disk, then interrupt
-            if out.exists() and "load" in json.loads(out.read_text())["sections"]:
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    cmd = [sys.executable, "-m", "selfhost", "check", "-o", str(tmp_path / "r.html"), "--json-output", str(out)]
+    # interrupted once the first sections are on disk
+    proc = interrupt_when(cmd, lambda: out.exists() and "load" in json.loads(out.read_text())["sections"])
+    err = proc.stderr
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     report = json.loads(out.read_text())

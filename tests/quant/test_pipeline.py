@@ -153,35 +153,15 @@ def test_endpoint_that_dies_mid_run_loses_nothing(smollm2_path: Path, tmp_path: 
 def test_ctrl_c_on_the_command_keeps_every_finished_item(tmp_path: Path) -> None:
     """A real SIGINT while the reference and a variant generate side by side (two threads): exit 130, one JSON
     object, every record a complete line, and a rerun over the answered cases generates nothing."""
-    import signal
-    import subprocess
     import sys
-    import time
 
-    from tests.helpers import sigint_default
+    from tests.helpers import has_lines, interrupt_when
 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "selfhost", "quant", "--variants", "Q8_0", "--out", str(out), "--json"]
     items = out / "items.jsonl"
-    p = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=sigint_default,  # noqa: PLW1509
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and p.poll() is None:
-            if items.exists() and len(items.read_text().splitlines()) >= 4:
-                break
-            time.sleep(0.05)
-        p.send_signal(signal.SIGINT)
-        stdout, stderr = p.communicate(timeout=60)
-    finally:  # a failure here must not leave a 510-case run going into the next tests
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
+    p = interrupt_when(cmd, has_lines(items, 4), within_s=120, finish_s=60)
+    stdout, stderr = p.stdout, p.stderr
     assert p.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert json.loads(stdout)["interrupted"] is True, stdout

@@ -13,7 +13,7 @@ from selfhost.errors import UsageError
 from selfhost.models.gguf_spec import spec_from_gguf
 from selfhost.tune.dataset import encode_example
 from tests.cli.test_info_cli import _one_line_error, run
-from tests.helpers import sigint_default
+from tests.helpers import has_lines, interrupt_when
 
 FACT = "The vault code is ORCHID-7731."
 QUESTIONS = [
@@ -408,29 +408,15 @@ def test_launch_only_writes_a_qlora_plan_for_a_gpu_host(tmp_path: Path) -> None:
 
 def test_ctrl_c_on_the_command_keeps_a_checkpoint(tmp_path: Path) -> None:
     """A real SIGINT to `selfhost tune` while it trains: exit 130, a checkpoint, and how to resume."""
-    import subprocess
     import sys
-    import time
 
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(conv(q)) + "\n" for q in QUESTIONS))
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "selfhost", "tune", "embedded", str(data), "--out", str(out), "--steps", "500"]
     args = [*cmd, "--batch-size", "1", "--no-data-check"]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)  # noqa: PLW1509
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            losses = out / "losses.jsonl"
-            if losses.exists() and len(losses.read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:  # a failure here must not leave 500 training steps running into the next tests
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    proc = interrupt_when(args, has_lines(out / "losses.jsonl", 2), within_s=120)
+    err = proc.stderr
     assert proc.returncode == 130, err
     kept = sorted(out.glob("checkpoint-*"))
     assert kept and (kept[-1] / "adapter_model.safetensors").exists()

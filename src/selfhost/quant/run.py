@@ -195,7 +195,7 @@ def run_quant(cfg: QuantConfig, progress: Callable[[str, int, int], None] = lamb
             if deadline is not None and time.perf_counter() >= deadline:
                 return False
             with engines.use(v) as backend:
-                if threads is not None and hasattr(backend, "set_threads"):
+                if threads is not None:  # a local engine (LlamaCppBackend); endpoints get None
                     backend.set_threads(threads)
                 for c in todo:
                     if stop.is_set() or (deadline is not None and time.perf_counter() >= deadline):
@@ -327,14 +327,13 @@ def _decide(
             state.overall[v.name] = (overall, len(both))
         rows = _category_rows(both, var_pass, ref_pass, alpha, cfg.gates.max_category_drop)
         worse_in = [k for k, row in rows.items() if row["decision"] == "worse"]
-        if overall == "worse":
+        if overall == "worse" or worse_in:
             state.status[v.name], state.decided_at[v.name] = "worse", len(both)
-        elif worse_in:
-            state.status[v.name], state.decided_at[v.name] = "worse", len(both)
-            state.reason[v.name] = (
-                f"shown more than {cfg.gates.max_category_drop:.0%} below the reference in {', '.join(worse_in)} "
-                f"(each category's {cfg.gates.confidence:.0%} confidence sequence)"
-            )
+            if overall != "worse":  # decided by a category: say which
+                state.reason[v.name] = (
+                    f"shown more than {cfg.gates.max_category_drop:.0%} below the reference in "
+                    f"{', '.join(worse_in)} (each category's {cfg.gates.confidence:.0%} confidence sequence)"
+                )
         elif overall == "non-inferior" and all(row["decision"] == "non-inferior" for row in rows.values()):
             state.status[v.name], state.decided_at[v.name] = "non-inferior", len(both)
     _mark_not_needed(cfg, state, ("open",))

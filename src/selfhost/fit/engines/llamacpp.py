@@ -10,9 +10,11 @@ from dataclasses import replace
 
 from selfhost.errors import UsageError
 from selfhost.fit.compute import llamacpp_compute_bytes, llamacpp_output_bytes, llamacpp_vocab_bytes
+from selfhost.fit.cpu_work import llamacpp_cpu_work_bytes
 from selfhost.fit.engines.base import GIB, MIB, Engine, register
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv, row_bytes
 from selfhost.fit.plan import DevicePlan, FitPlan, FitRequest
+from selfhost.fit.server_process import llama_server_process_bytes
 from selfhost.fit.weights import (
     FILE_BPW,
     QUANT_ORDER,
@@ -141,6 +143,8 @@ class LlamaCppEngine(Engine):
         output = llamacpp_output_bytes(spec, req.parallel)
         reserve = self.gpu_reserve_bytes
         vocab = llamacpp_vocab_bytes(spec)
+        cpu_work = llamacpp_cpu_work_bytes(spec, cfg, req.flash_attn, 1 if per_slot else req.n_ubatch)
+        server_process = llama_server_process_bytes(spec) if per_slot else 0
         gpus = list(req.gpus)
         n_layers = spec.n_layers
 
@@ -175,6 +179,9 @@ class LlamaCppEngine(Engine):
             }
             if first_gpu_layer > 0 or not gpus:
                 host_comps["cpu_repack"] = cpu_repack_bytes(spec) if w.exact else 0
+                host_comps["cpu_work"] = cpu_work
+            if per_slot:
+                host_comps["llama_server_process"] = server_process
             if not gpus and w.exact:
                 # the mapped buffer spans the file from the first to the last tensor that is not repacked
                 host_comps["weights"] = cpu_mapped_bytes(spec)
@@ -200,9 +207,11 @@ class LlamaCppEngine(Engine):
             notes.append(f"weights estimated: {w.source}")
         if per_slot:  # llama-server (its output rule); not llama-cpp-python in-process, nor Ollama
             notes.append(
-                "not counted: the llama-server process itself (about 20 MiB of resident memory measured here) and its "
-                "prompt cache, which keeps replaced slot states in host RAM up to --cache-ram (8192 MiB by default; "
-                "--cache-ram 0 turns it off) (benchmarks/bench_server_rss.py)"
+                "host RAM is for the llama-server process with one slot's context full and logits for one token per "
+                "slot: llama.cpp's buffers, the CPU work buffer (read from ggml's source) and the process itself "
+                f"({server_process / MIB:.1f} MiB, fitted on the embedded models, held out on the zoo: "
+                "benchmarks/bench_server_rss.py); not counted: its prompt cache, which keeps replaced slot states in "
+                "host RAM up to --cache-ram (8192 MiB by default; --cache-ram 0 turns it off)"
             )
         if cpu_experts:
             moved = sum(cpu_experts) / GIB

@@ -127,7 +127,8 @@ def main() -> None:
             held_out.append(err)
         label = r["model"] + (" (training)" if train else "")
         print(
-            f"| {label} | {r['ctx']} | {r['slots']} | {'on' if r['fa'] else 'off'} | {r['kv']} | {r['buffers'] / MIB:.1f} | {r['work'] / MIB:.1f} | {r['process'] / MIB:.1f} | "
+            f"| {label} | {r['ctx']} | {r['slots']} | {'on' if r['fa'] else 'off'} | {r['kv']} "
+            f"| {r['buffers'] / MIB:.1f} | {r['work'] / MIB:.1f} | {r['process'] / MIB:.1f} | "
             f"{plan / MIB:.1f} | {r['peak'] / MIB:.1f} | {err:+.1%} |",
             flush=True,
         )

@@ -6,8 +6,9 @@ Components and their sources:
   KV cache  llama.cpp's allocation rules (fit.kv), exact; vLLM: what is left of its budget, in tokens
   compute   llama.cpp compute buffer estimate (fit.compute); vLLM: profiled activation peak (llm-d's
             empirical table, see VLLM_ACTIVATION_BYTES)
-  overhead  output logits, the tokenizer's vocabulary in host memory (fit.compute), and a per-GPU runtime
-            reserve (CUDA context etc.): ASSUMED, see GPU_RUNTIME_BYTES; the process binary itself is not counted
+  overhead  output logits, the tokenizer's vocabulary in host memory (fit.compute), a per-GPU runtime
+            reserve (CUDA context etc.): ASSUMED, see GPU_RUNTIME_BYTES; on the CPU, ggml's work buffer
+            (fit.cpu_work); for llama-server, its process (fit.server_process, fitted)
 """
 
 from __future__ import annotations

@@ -200,6 +200,7 @@ class LlamaCppEngine(Engine):
             while ngl > 0 and not all(d.fits for d in layout(ngl) if not d.name.startswith("host")):
                 ngl -= 1
         devices = layout(ngl)
+        process_and_work = sum(d.components.get(k, 0) for d in devices for k in ("cpu_work", "llama_server_process"))
         notes = [f"KV cache: llama.cpp allocation rules, {n_ctx_eff:,} cells in all" + self.kv_note(req)]
         if gpus:
             notes.append(f"per-GPU runtime reserve {reserve // MIB} MiB is {self.reserve_source}")
@@ -225,7 +226,7 @@ class LlamaCppEngine(Engine):
             weights=w,
             kv_cache_bytes=sum(kv_layers),
             compute_bytes=compute,
-            overhead_bytes=output + vocab + reserve * len(gpus),
+            overhead_bytes=output + vocab + reserve * len(gpus) + process_and_work,
             per_device=devices,
             n_gpu_layers=ngl if gpus else None,
             notes=notes,

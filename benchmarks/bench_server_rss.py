@@ -5,9 +5,10 @@ Each model is started by `selfhost serve --engine llama-server` with fit's comma
 flash attention, KV type), gets one prompt that fills one slot's context (ctx/slot - 8 tokens, 4 generated, no prompt
 cache), and its peak resident memory (VmHWM, /proc/PID/status) is read. fit's plan for that launch is split into
 llama.cpp's buffers (mapped weights, CPU_REPACK, KV, compute, output, tokenizer vocabulary), the CPU work buffer
-(fit.cpu_work, read from ggml's source) and the process term (fit.server_process). The process term's two numbers (a
-constant and bytes per vocabulary token) are refitted here, by least squares on the residual peak - buffers - work,
-from the training models only (SmolLM2-135M and Gemma 3 270M, the models every other fit constant came from), and
+(fit.cpu_work, read from ggml's source), llama-server's context checkpoints of the sliding-window state (read from its
+source) and the process term (fit.server_process). The process term's two numbers (a constant and bytes per vocabulary
+token) are refitted here, by least squares on the residual peak - buffers - work - checkpoints, from the training
+models only (SmolLM2-135M and Gemma 3 270M, the models every other fit constant came from), and
 the error of the full plan is reported on the held-out zoo rows.
 
 Run: .venv/bin/python benchmarks/bench_server_rss.py [--arch NAME ...]
@@ -84,10 +85,11 @@ def _measure(name: str, path: Path, logs: Path) -> list[dict]:  # type: ignore[t
             proc.stop()
         host = launch.plan.per_device[0].components
         work, process = host["cpu_work"], host["llama_server_process"]
-        buffers = launch.plan.total_bytes - work - process
+        checkpoints = host.get("context_checkpoints", 0)
+        buffers = launch.plan.total_bytes - work - process - checkpoints
         rows.append(
             {"model": name, "ctx": ctx, "slots": slots, "fa": fa, "kv": kv, "vocab": n_tokens, "peak": peak}
-            | {"buffers": buffers, "work": work, "process": process}
+            | {"buffers": buffers, "work": work, "checkpoints": checkpoints, "process": process}
         )
     return rows
 
@@ -95,7 +97,7 @@ def _measure(name: str, path: Path, logs: Path) -> list[dict]:  # type: ignore[t
 def _fit(training: list[dict]) -> tuple[float, float]:  # type: ignore[type-arg]
     """Least squares of residual = base + per_token × vocab over the training rows."""
     xs = [r["vocab"] for r in training]
-    ys = [r["peak"] - r["buffers"] - r["work"] for r in training]
+    ys = [r["peak"] - r["buffers"] - r["work"] - r["checkpoints"] for r in training]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     return my - slope * mx, slope
@@ -114,13 +116,14 @@ def main() -> None:
         f"token (in fit.server_process: {LLAMA_SERVER_BASE_BYTES / MIB:.2f} MiB + {LLAMA_SERVER_BYTES_PER_TOKEN} B)"
     )
     print(
-        "\n| model | ctx/slot | slots | flash attn | KV | llama.cpp buffers MiB | CPU work MiB | process MiB "
+        "\n| model | ctx/slot | slots | flash attn | KV | llama.cpp buffers MiB | CPU work MiB | checkpoints MiB "
+        "| process MiB "
         "| plan MiB | peak RSS MiB | error |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     held_out = []
     for r in rows:
-        plan = r["buffers"] + r["work"] + r["process"]
+        plan = r["buffers"] + r["work"] + r["checkpoints"] + r["process"]
         err = (plan - r["peak"]) / r["peak"]
         train = r["model"] in TRAINING
         if not train:
@@ -128,7 +131,8 @@ def main() -> None:
         label = r["model"] + (" (training)" if train else "")
         print(
             f"| {label} | {r['ctx']} | {r['slots']} | {'on' if r['fa'] else 'off'} | {r['kv']} "
-            f"| {r['buffers'] / MIB:.1f} | {r['work'] / MIB:.1f} | {r['process'] / MIB:.1f} | "
+            f"| {r['buffers'] / MIB:.1f} | {r['work'] / MIB:.1f} | {r['checkpoints'] / MIB:.1f} "
+            f"| {r['process'] / MIB:.1f} | "
             f"{plan / MIB:.1f} | {r['peak'] / MIB:.1f} | {err:+.1%} |",
             flush=True,
         )

@@ -43,7 +43,8 @@ def llamacpp_compute_bytes(
     ffn = (3 * (spec.intermediate_size or 0) + 4 * spec.hidden_size) * ub * F32 + masks
     if flash_attn:
         return max(logits, ffn)
-    attention = (spec.n_heads + 1) * cells * ub * F32 + 2 * (spec.intermediate_size or 0) * ub * F32
+    # the scores of one layer (heads × cells × tokens, f32) beside every cache kind's f32 mask
+    attention = spec.n_heads * cells * ub * F32 + masks + 2 * (spec.intermediate_size or 0) * ub * F32
     return max(logits, attention, ffn)
 
 

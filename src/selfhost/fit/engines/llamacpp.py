@@ -14,7 +14,7 @@ from selfhost.fit.cpu_work import llamacpp_cpu_work_bytes
 from selfhost.fit.engines.base import GIB, MIB, Engine, register
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv, row_bytes
 from selfhost.fit.plan import DevicePlan, FitPlan, FitRequest
-from selfhost.fit.server_process import llama_server_process_bytes
+from selfhost.fit.server_process import llama_server_checkpoint_bytes, llama_server_process_bytes
 from selfhost.fit.weights import (
     FILE_BPW,
     QUANT_ORDER,
@@ -145,6 +145,7 @@ class LlamaCppEngine(Engine):
         vocab = llamacpp_vocab_bytes(spec)
         cpu_work = llamacpp_cpu_work_bytes(spec, cfg, req.flash_attn, 1 if per_slot else req.n_ubatch)
         server_process = llama_server_process_bytes(spec) if per_slot else 0
+        checkpoints, checkpoints_ceiling = llama_server_checkpoint_bytes(spec, cfg) if per_slot else (0, 0)
         gpus = list(req.gpus)
         n_layers = spec.n_layers
 
@@ -182,6 +183,8 @@ class LlamaCppEngine(Engine):
                 host_comps["cpu_work"] = cpu_work
             if per_slot:
                 host_comps["llama_server_process"] = server_process
+                if checkpoints:
+                    host_comps["context_checkpoints"] = checkpoints
             if not gpus and w.exact:
                 # the mapped buffer spans the file from the first to the last tensor that is not repacked
                 host_comps["weights"] = cpu_mapped_bytes(spec)
@@ -200,7 +203,9 @@ class LlamaCppEngine(Engine):
             while ngl > 0 and not all(d.fits for d in layout(ngl) if not d.name.startswith("host")):
                 ngl -= 1
         devices = layout(ngl)
-        process_and_work = sum(d.components.get(k, 0) for d in devices for k in ("cpu_work", "llama_server_process"))
+        process_and_work = sum(
+            d.components.get(k, 0) for d in devices for k in ("cpu_work", "llama_server_process", "context_checkpoints")
+        )
         notes = [f"KV cache: llama.cpp allocation rules, {n_ctx_eff:,} cells in all" + self.kv_note(req)]
         if gpus:
             notes.append(f"per-GPU runtime reserve {reserve // MIB} MiB is {self.reserve_source}")
@@ -213,6 +218,12 @@ class LlamaCppEngine(Engine):
                 f"({server_process / MIB:.1f} MiB, fitted on the embedded models, held out on the zoo: "
                 "benchmarks/bench_server_rss.py); not counted: its prompt cache, which keeps replaced slot states in "
                 "host RAM up to --cache-ram (8192 MiB by default; --cache-ram 0 turns it off)"
+            )
+        if checkpoints:
+            notes.append(
+                f"context checkpoints: {checkpoints / MIB:.1f} MiB of sliding-window state copied to host RAM after "
+                f"one long prompt; later prompts add more, up to {checkpoints_ceiling / MIB:,.0f} MiB "
+                f"(--ctx-checkpoints, 32 per slot by default, bounds it)"
             )
         if cpu_experts:
             moved = sum(cpu_experts) / GIB

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from selfhost.fit import zoo
 from selfhost.fit.kv import LlamaCppKVConfig
-from selfhost.fit.plan import RECURRENT_STATE_ARCHITECTURES
 from selfhost.fit.verify import verify_llamacpp
 from selfhost.models.gguf_spec import spec_from_gguf
 
@@ -50,7 +49,7 @@ def main() -> int:
     ap.add_argument("--arch", action="append", help="zoo architecture (repeatable; default: every attention one)")
     ap.add_argument("--quant", default=None, help="llama-quantize type for every file, e.g. Q4_K_M (default: F16)")
     args = ap.parse_args()
-    names = args.arch or [a.name for a in zoo.architectures() if a.llama_cpp_arch not in RECURRENT_STATE_ARCHITECTURES]
+    names = args.arch or [a.name for a in zoo.architectures()]
     print(f"# fit vs llama.cpp at published widths, {args.quant or 'F16'}; error = (predicted - actual) / actual")
     print("| architecture | copies | setting | weights | KV | compute | total buffers | RSS | hf-mem (weights+KV) |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from selfhost.errors import UsageError
 from selfhost.fit import zoo
-from selfhost.fit.plan import RECURRENT_STATE_ARCHITECTURES
 from selfhost.fit.run import FitOptions
 from selfhost.fit.server_process import LLAMA_SERVER_BASE_BYTES, LLAMA_SERVER_BYTES_PER_TOKEN
 from selfhost.models.embedded import embedded_path
@@ -105,7 +104,7 @@ def _fit(training: list[dict]) -> tuple[float, float]:  # type: ignore[type-arg]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    attention = [a.name for a in zoo.architectures() if a.llama_cpp_arch not in RECURRENT_STATE_ARCHITECTURES]
+    attention = [a.name for a in zoo.architectures()]
     parser.add_argument("--arch", action="append", choices=attention, help="zoo architectures (default: all)")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="selfhost-rss-"))

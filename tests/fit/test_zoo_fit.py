@@ -1,6 +1,7 @@
 """fit on models it was never fitted on: every zoo architecture at the small width, loaded by llama.cpp in a fresh
 process (selfhost.fit.verify), each component of fit's plan against the buffer llama.cpp logged and the process's
-resident memory. The compute-buffer and tokenizer constants were fitted on SmolLM2 and Gemma 3 270M; none of these
+resident memory. The recurrent architectures (Mamba, LFM2, Granite 4.0-H) add their recurrent state, exact against
+llama.cpp's RS buffer. The compute-buffer and tokenizer constants were fitted on SmolLM2 and Gemma 3 270M; none of these
 architectures (or widths) was used, so every row here is held out. Published widths: benchmarks/bench_fit_zoo.py.
 
 F16 files with flash attention on, Q4_K_M files with it off (the Q4_K tensors are what llama.cpp's CPU backend copies
@@ -15,15 +16,15 @@ import pytest
 from selfhost.errors import BackendError, UsageError
 from selfhost.fit import zoo
 from selfhost.fit.kv import LlamaCppKVConfig
-from selfhost.fit.plan import RECURRENT_STATE_ARCHITECTURES, FitRequest, plan
+from selfhost.fit.plan import FitRequest, plan
 from selfhost.fit.verify import verify_llamacpp
 from selfhost.fit.weights import host_cpu_features
 from selfhost.models.gguf_spec import spec_from_gguf
 
 MIB = 2**20
 ARCHS = zoo.architectures()
-ATTENTION = [a.name for a in ARCHS if a.llama_cpp_arch not in RECURRENT_STATE_ARCHITECTURES]
-RECURRENT = [a.name for a in ARCHS if a.llama_cpp_arch in RECURRENT_STATE_ARCHITECTURES]
+PLANNED = [a.name for a in ARCHS]  # every zoo architecture, the recurrent ones included (fit.recurrent)
+RECURRENT = ["mamba-130m", "lfm2-1.2b", "granite4-h-tiny"]
 # Exact components: llama.cpp logs MiB with two decimals, so a 0.01 MiB difference is the log's resolution.
 EXACT, LOG_RESOLUTION = 0.005, 0.01 * MIB
 
@@ -44,7 +45,7 @@ def _checks(path: Path, cfg: LlamaCppKVConfig, flash_attn: bool) -> dict[str, di
 
 
 def _assert_components(checks: dict[str, dict], label: str) -> None:  # type: ignore[type-arg]
-    for name in ("model buffer", "cpu repack buffer", "KV cache"):
+    for name in ("model buffer", "cpu repack buffer", "KV cache", "recurrent state"):
         if name in checks:
             c = checks[name]
             tol = max(EXACT * c["actual_bytes"], LOG_RESOLUTION)
@@ -58,7 +59,7 @@ def _assert_components(checks: dict[str, dict], label: str) -> None:  # type: ig
     assert abs(rss["error"]) <= 0.10, (label, rss)
 
 
-@pytest.mark.parametrize("name", ATTENTION)
+@pytest.mark.parametrize("name", PLANNED)
 def test_f16_with_flash_attention(zoo_small: dict[str, object], name: str) -> None:
     checks = _checks(_path(zoo_small[name]), LlamaCppKVConfig(2048, 2), True)
     # F16 is never repacked; gpt-oss's MXFP4 experts are (with AVX2)
@@ -66,7 +67,7 @@ def test_f16_with_flash_attention(zoo_small: dict[str, object], name: str) -> No
     _assert_components(checks, name)
 
 
-@pytest.mark.parametrize("name", ATTENTION)
+@pytest.mark.parametrize("name", PLANNED)
 def test_q4_k_m_without_flash_attention(zoo_small_q4: dict[str, object], name: str) -> None:
     checks = _checks(_path(zoo_small_q4[name]), LlamaCppKVConfig(1024, 1), False)
     if _repacks():
@@ -75,7 +76,22 @@ def test_q4_k_m_without_flash_attention(zoo_small_q4: dict[str, object], name: s
 
 
 @pytest.mark.parametrize("name", RECURRENT)
-def test_recurrent_state_is_refused_not_planned_wrong(zoo_small: dict[str, object], name: str) -> None:
+def test_recurrent_state_is_planned_and_exact(zoo_small: dict[str, object], name: str) -> None:
     spec = spec_from_gguf(_path(zoo_small[name]))
+    assert spec.recurrent is not None and any(spec.recurrent.layers)
+    checks = _checks(_path(zoo_small[name]), LlamaCppKVConfig(4096, 4), True)
+    state = checks["recurrent state"]  # one state per sequence: four here
+    assert state["actual_bytes"] > 0
+    assert abs(state["predicted_bytes"] - state["actual_bytes"]) <= LOG_RESOLUTION, state
+    p = plan(spec, FitRequest(n_ctx=1024, parallel=4))
+    assert p.recurrent_state_bytes == state["predicted_bytes"]
+    assert p.recurrent_state_bytes == 4 * plan(spec, FitRequest(n_ctx=4096, parallel=1)).recurrent_state_bytes
+
+
+def test_a_recurrent_architecture_fit_does_not_model_is_refused(zoo_small: dict[str, object]) -> None:
+    from dataclasses import replace
+
+    spec = spec_from_gguf(_path(zoo_small["lfm2-1.2b"]))
+    unmodelled = replace(spec, architecture="qwen3next", recurrent=None)  # Gated DeltaNet: not modelled
     with pytest.raises(UsageError, match="recurrent state"):
-        plan(spec, FitRequest(n_ctx=1024))
+        plan(unmodelled, FitRequest(n_ctx=1024))

@@ -4,6 +4,7 @@ Line formats (llama.cpp src/llama-model.cpp, src/llama-kv-cache.cpp, src/llama-c
   load_tensors:   CPU_Mapped model buffer size =    92.10 MiB
   llama_kv_cache: size =   90.00 MiB (  4096 cells,  30 layers,  1/1 seqs), K (f16):   45.00 MiB, V (f16):   45.00 MiB
   sched_reserve:        CPU compute buffer size =    99.38 MiB
+  llama_memory_recurrent:        CPU RS buffer size =     0.59 MiB
 Interleaved-SWA models print one llama_kv_cache line per cache (full and sliding-window).
 """
 
@@ -23,6 +24,7 @@ _KV = re.compile(
 )
 _COMPUTE = re.compile(r"(\S+) compute buffer size =\s+([\d.]+) MiB")
 _OUTPUT = re.compile(r"(\S+)\s+output buffer size =\s+([\d.]+) MiB")
+_RECURRENT = re.compile(r"llama_memory_recurrent:\s+(\S+) RS buffer size =\s+([\d.]+) MiB")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class LlamaCppMemoryReport:
     kv_caches: list[KVCacheLine] = field(default_factory=list)
     compute_buffers_mib: dict[str, float] = field(default_factory=dict)
     output_buffers_mib: dict[str, float] = field(default_factory=dict)
+    recurrent_buffers_mib: dict[str, float] = field(default_factory=dict)  # the "RS buffer" of recurrent layers
 
     @property
     def model_mib(self) -> float:
@@ -60,12 +63,17 @@ class LlamaCppMemoryReport:
     def output_mib(self) -> float:
         return sum(self.output_buffers_mib.values())
 
+    @property
+    def recurrent_mib(self) -> float:
+        return sum(self.recurrent_buffers_mib.values())
+
     def to_dict(self) -> dict[str, object]:
         return {
             "model_buffer_bytes": round(self.model_mib * MIB),
             "kv_cache_bytes": round(self.kv_mib * MIB),
             "compute_buffer_bytes": round(self.compute_mib * MIB),
             "output_buffer_bytes": round(self.output_mib * MIB),
+            "recurrent_state_bytes": round(self.recurrent_mib * MIB),
             "model_buffers_mib": self.model_buffers_mib,
             "kv_caches": [vars(k) for k in self.kv_caches],
             "compute_buffers_mib": self.compute_buffers_mib,
@@ -88,4 +96,6 @@ def parse_llama_log(text: str) -> LlamaCppMemoryReport:
             rep.compute_buffers_mib[m.group(1)] = rep.compute_buffers_mib.get(m.group(1), 0.0) + float(m.group(2))
         elif m := _OUTPUT.search(line):
             rep.output_buffers_mib[m.group(1)] = rep.output_buffers_mib.get(m.group(1), 0.0) + float(m.group(2))
+        elif m := _RECURRENT.search(line):
+            rep.recurrent_buffers_mib[m.group(1)] = rep.recurrent_buffers_mib.get(m.group(1), 0.0) + float(m.group(2))
     return rep

@@ -15,6 +15,7 @@ def _memory_rows(a: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("weights", f"{fmt_bytes(a['weights_bytes'])} ({'exact' if a['weights_exact'] else 'estimated'})"),
         ("KV cache", fmt_bytes(a["kv_cache_bytes"])),
+        *([("recurrent state", fmt_bytes(a["recurrent_state_bytes"]))] if a.get("recurrent_state_bytes") else []),
         ("compute buffers", fmt_bytes(a["compute_bytes"])),
         ("overhead", fmt_bytes(a["overhead_bytes"])),
         ("total", fmt_bytes(a["total_bytes"])),

@@ -41,11 +41,28 @@ def llamacpp_compute_bytes(
     mask_bytes = F16 if flash_attn else F32
     masks = sum(c.cells * ub * mask_bytes for c in llamacpp_kv(spec, cfg).caches) if spec.n_layers else 0
     ffn = (3 * (spec.intermediate_size or 0) + 4 * spec.hidden_size) * ub * F32 + masks
+    per_token, per_seq = _recurrent_rows(spec)
+    recurrent = (per_token * ub + per_seq * cfg.n_parallel) * F32
     if flash_attn:
-        return max(logits, ffn)
+        return max(logits, ffn, recurrent)
     # the scores of one layer (heads × cells × tokens, f32) beside every cache kind's f32 mask
     attention = spec.n_heads * cells * ub * F32 + masks + 2 * (spec.intermediate_size or 0) * ub * F32
-    return max(logits, attention, ffn)
+    return max(logits, attention, ffn, recurrent)
+
+
+def _recurrent_rows(spec: ModelSpec) -> tuple[int, int]:
+    """(f32 values per token, per sequence) alive at once in one Mamba layer's graph (models/mamba-base.cpp): the input
+    projection, the convolution's input and output, the scan's output and the elementwise results around it, the
+    layer input; per sequence, the states the scan reads. Mamba: 6 × d_inner + hidden per token; Mamba-2: its wider
+    projection (z, x, B, C, dt) + 2 × the convolved width + 3 × d_inner + hidden."""
+    r = spec.recurrent
+    if r is None or not r.d_inner:
+        return 0, 0  # LFM2's short convolution stays below its FFN rows
+    conv = r.d_inner + 2 * r.n_group * r.d_state
+    per_seq = r.d_state * r.d_inner + max(r.d_conv - 1, 0) * conv
+    if r.n_group:
+        return r.d_inner + conv + r.dt_rank + 2 * conv + 3 * r.d_inner + spec.hidden_size, per_seq
+    return 6 * r.d_inner + spec.hidden_size, per_seq
 
 
 def llamacpp_output_bytes(spec: ModelSpec, n_outputs: int) -> int:

@@ -114,7 +114,8 @@ def _layer_dims(spec: ModelSpec) -> list[tuple[int, int]]:
 
 
 def llamacpp_kv(spec: ModelSpec, cfg: LlamaCppKVConfig) -> KVPlan:
-    if spec.n_layers <= 0 or spec.head_dim <= 0 or not any(spec.n_kv_heads_per_layer):
+    no_attention = spec.head_dim <= 0 or not any(spec.n_kv_heads_per_layer)
+    if spec.n_layers <= 0 or (no_attention and spec.recurrent is None):
         raise UsageError(f"{spec.name} has no attention facts (layers, KV heads, head dim) to size a KV cache")
     cells, streams, n_ctx = llamacpp_cells(cfg.n_ctx, cfg.n_parallel, cfg.kv_unified)
     dims = _layer_dims(spec)

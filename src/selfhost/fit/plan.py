@@ -91,6 +91,7 @@ class FitPlan:
     per_device: list[DevicePlan]
     n_gpu_layers: int | None = None
     kv_capacity_tokens: int | None = None  # vLLM
+    recurrent_state_bytes: int = 0  # llama.cpp: Mamba/LFM2-style layers' per-sequence state (fit.recurrent)
     notes: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -103,7 +104,13 @@ class FitPlan:
         return (
             sum(d.used_bytes for d in self.per_device)
             if self.per_device
-            else (self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.overhead_bytes)
+            else (
+                self.weights_bytes
+                + self.kv_cache_bytes
+                + self.recurrent_state_bytes
+                + self.compute_bytes
+                + self.overhead_bytes
+            )
         )
 
     @property
@@ -121,6 +128,7 @@ class FitPlan:
             "weights_exact": self.weights.exact,
             "weights_source": self.weights.source,
             "kv_cache_bytes": self.kv_cache_bytes,
+            "recurrent_state_bytes": self.recurrent_state_bytes,
             "compute_bytes": self.compute_bytes,
             "overhead_bytes": self.overhead_bytes,
             "total_bytes": self.total_bytes,
@@ -134,8 +142,9 @@ class FitPlan:
 
 
 # Architectures with a recurrent (state-space / linear-attention) state per sequence, alone or beside attention
-# layers, as llama.cpp (GGUF) and transformers (model_type) name them. fit models only the attention KV cache: on a
-# granitehybrid model its KV plan was 37-90 % under llama.cpp's buffers. Refused until the state is modelled.
+# layers, as llama.cpp (GGUF) and transformers (model_type) name them. fit models the state of Mamba, Mamba-2, Granite
+# 4.0-H and LFM2 GGUFs (spec.recurrent, fit.recurrent); the others, and these from a config.json, are refused: without
+# the state their plan was 37-90 % under llama.cpp's buffers.
 RECURRENT_STATE_ARCHITECTURES = frozenset(
     {
         "mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7",  # recurrent only
@@ -147,13 +156,14 @@ RECURRENT_STATE_ARCHITECTURES = frozenset(
 
 def _validate(spec: ModelSpec, req: FitRequest) -> None:
     """What every engine refuses; engine-specific checks are the engine's own (fit/engines/)."""
-    if spec.architecture.lower() in RECURRENT_STATE_ARCHITECTURES:
+    if spec.architecture.lower() in RECURRENT_STATE_ARCHITECTURES and spec.recurrent is None:
         raise UsageError(
             f"{spec.name} ({spec.architecture}) keeps a recurrent state per sequence, which fit does not model yet: "
             "its memory plan would be wrong",
             "measure it instead: start the engine and read the KV cache and recurrent-state sizes in its startup log",
         )
-    if spec.n_layers <= 0 or spec.head_dim <= 0 or not any(spec.n_kv_heads_per_layer):
+    no_attention = spec.head_dim <= 0 or not any(spec.n_kv_heads_per_layer)
+    if spec.n_layers <= 0 or (no_attention and spec.recurrent is None):
         raise UsageError(
             f"{spec.name} has no attention facts (layers, KV heads, head dim); cannot plan its memory",
             "pass the model's GGUF file or config.json",

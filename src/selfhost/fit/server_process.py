@@ -11,6 +11,7 @@ both numbers and prints the held-out error, and tests/fit/test_zoo_server_rss.py
 from __future__ import annotations
 
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv
+from selfhost.fit.recurrent import recurrent_state_bytes
 from selfhost.models.spec import ModelSpec
 
 __all__ = [
@@ -42,12 +43,15 @@ def llama_server_checkpoint_bytes(spec: ModelSpec, cfg: LlamaCppKVConfig) -> tup
     Later prompts add more, up to --ctx-checkpoints (32) per slot: the ceiling."""
     kv = llamacpp_kv(spec, cfg)
     swa = [c for c in kv.caches if c.kind == "swa"]
+    # a recurrent state cannot roll back at all: the same two copies, of the slot's whole state
+    state = recurrent_state_bytes(spec, 1)
+    copies = 2 * state, state * LLAMA_SERVER_MAX_CHECKPOINTS * cfg.n_parallel
     if not swa:
-        return 0, 0
+        return copies if state else (0, 0)
     per_cell = sum(c.bytes // (c.cells * c.streams) for c in swa)
     # the state skips cells the window already masks (llama_kv_cache::state_write_data): at most `window` cells
     window = min(spec.sliding_window or kv.n_ctx_seq, kv.n_ctx_seq)
     slot = kv.n_ctx_seq
     used = [min(max(slot - 4 - cfg.n_ubatch, 0), window), min(max(slot - 4, 0), window)]
     ceiling = per_cell * window * LLAMA_SERVER_MAX_CHECKPOINTS * cfg.n_parallel
-    return per_cell * sum(used), ceiling
+    return per_cell * sum(used) + copies[0], ceiling + copies[1]

@@ -16,6 +16,7 @@ from selfhost.errors import UsageError
 from selfhost.fit.compute import llamacpp_compute_bytes, llamacpp_output_bytes, llamacpp_vocab_bytes
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv
 from selfhost.fit.plan import FitRequest, plan
+from selfhost.fit.recurrent import recurrent_state_bytes
 from selfhost.fit.weights import cpu_mapped_bytes, cpu_repack_bytes, weights_plan
 from selfhost.models.spec import ModelSpec
 
@@ -60,6 +61,7 @@ def _predicted(
         "KV cache": llamacpp_kv(spec, cfg).bytes,
         "compute buffer": llamacpp_compute_bytes(spec, cfg, flash_attn, n_outputs_max),
         "output buffer": llamacpp_output_bytes(spec, cfg.n_parallel),
+        "recurrent state": recurrent_state_bytes(spec, cfg.n_parallel),
     }
 
 
@@ -72,6 +74,7 @@ def _checks_from_report(pred: dict[str, int], rep: LlamaCppMemoryReport, source:
         "KV cache": rep.kv_mib,
         "compute buffer": rep.compute_mib,
         "output buffer": rep.output_mib,
+        "recurrent state": rep.recurrent_mib,
     }
     return [ComponentCheck(k, pred[k], round(actual[k] * MIB), source) for k in pred if pred[k] or actual[k]]
 
@@ -105,6 +108,7 @@ def predicted_process_bytes(spec: ModelSpec, cfg: LlamaCppKVConfig, flash_attn: 
         + pred["cpu repack buffer"]
         + llamacpp_vocab_bytes(spec)
         + pred["KV cache"]
+        + pred["recurrent state"]
         + pred["compute buffer"]
         + llamacpp_output_bytes(spec, cfg.n_ubatch)
     )

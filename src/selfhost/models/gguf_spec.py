@@ -9,7 +9,7 @@ from gguf import LlamaFileType
 
 from selfhost.errors import UnsupportedModelError
 from selfhost.models.gguf_file import GGUFFile, read_gguf
-from selfhost.models.spec import MLAFacts, ModelSpec, TensorInfo, TokenizerFacts
+from selfhost.models.spec import MLAFacts, ModelSpec, RecurrentFacts, TensorInfo, TokenizerFacts
 from selfhost.models.validate import check_layer_count
 
 __all__ = ["spec_from_gguf", "swa_layers_for", "SWA_PERIOD_BY_ARCH"]
@@ -133,6 +133,8 @@ def spec_from_gguf_file(g: GGUFFile, source: str = "gguf") -> ModelSpec:
             v_head_dim=key("attention.value_length_mla", head_dim_v),
         )
 
+    recurrent = _recurrent_facts(arch, key, int(n_layers or 0), kv_per_layer, int(hidden or 0))
+
     def token_text(idx: Any) -> str | None:
         if isinstance(tokens, list) and isinstance(idx, int) and 0 <= idx < len(tokens):
             return tokens[idx]
@@ -182,6 +184,7 @@ def spec_from_gguf_file(g: GGUFFile, source: str = "gguf") -> ModelSpec:
         n_experts_used=n_used,
         n_shared_experts=int(key("expert_shared_count", 0) or 0),
         mla=mla,
+        recurrent=recurrent,
         tensors=tensors,
         file_bytes=g.file_bytes,
         file_type=_file_type_name(g.get("general.file_type")),
@@ -203,3 +206,30 @@ def _first_int(value: Any) -> int | None:
     if isinstance(value, list):
         return int(max(value)) if value else None
     return int(value) if value is not None else None
+
+
+# Architectures whose recurrent state fit models (llama.cpp's llm_arch_is_recurrent: every layer; the hybrids mark a
+# layer recurrent when it has no KV heads: models/granite-hybrid.cpp, models/lfm2.cpp). Measured on the zoo's builds.
+RECURRENT_ALL_LAYERS = frozenset({"mamba", "mamba2"})
+RECURRENT_WHERE_NO_KV = frozenset({"granitehybrid", "lfm2"})
+
+
+def _recurrent_facts(
+    arch: str, key: Any, n_layers: int, kv_per_layer: tuple[int, ...], hidden: int
+) -> RecurrentFacts | None:
+    if arch in RECURRENT_ALL_LAYERS:
+        layers = (True,) * n_layers
+    elif arch in RECURRENT_WHERE_NO_KV and len(kv_per_layer) == n_layers:
+        layers = tuple(kv == 0 for kv in kv_per_layer)
+    else:
+        return None
+    return RecurrentFacts(
+        layers=layers,
+        hidden_size=hidden,
+        d_conv=int(key("ssm.conv_kernel", 0) or 0),
+        d_inner=int(key("ssm.inner_size", 0) or 0),
+        d_state=int(key("ssm.state_size", 0) or 0),
+        n_group=int(key("ssm.group_count", 0) or 0),
+        dt_rank=int(key("ssm.time_step_rank", 0) or 0),
+        shortconv_l_cache=int(key("shortconv.l_cache", 0) or 0),
+    )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TensorInfo", "TokenizerFacts", "MLAFacts", "ModelSpec"]
+__all__ = ["TensorInfo", "TokenizerFacts", "MLAFacts", "RecurrentFacts", "ModelSpec"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,33 @@ class MLAFacts:
     v_head_dim: int | None = None
 
 
+@dataclass(frozen=True)
+class RecurrentFacts:
+    """Layers that keep a recurrent state per sequence instead of a KV cache (Mamba's SSM, LFM2's short convolution),
+    with the widths llama.cpp sizes that state from (llama_hparams::n_embd_r, n_embd_s)."""
+
+    layers: tuple[bool, ...]  # which layers are recurrent
+    hidden_size: int
+    d_conv: int = 0  # ssm.conv_kernel
+    d_inner: int = 0  # ssm.inner_size
+    d_state: int = 0  # ssm.state_size
+    n_group: int = 0  # ssm.group_count (Mamba-2)
+    dt_rank: int = 0  # ssm.time_step_rank (Mamba-2: its heads)
+    shortconv_l_cache: int = 0  # LFM2's convolution length
+
+    @property
+    def r_elements(self) -> int:
+        """The convolution state of one layer and sequence (n_embd_r)."""
+        if self.shortconv_l_cache:
+            return self.hidden_size * (self.shortconv_l_cache - 1)
+        return max(self.d_conv - 1, 0) * (self.d_inner + 2 * self.n_group * self.d_state)
+
+    @property
+    def s_elements(self) -> int:
+        """The SSM state of one layer and sequence (n_embd_s)."""
+        return self.d_state * self.d_inner
+
+
 @dataclass
 class ModelSpec:
     name: str
@@ -70,6 +97,7 @@ class ModelSpec:
     n_shared_experts: int = 0
     active_parameters: int | None = None
     mla: MLAFacts | None = None
+    recurrent: RecurrentFacts | None = None
     rope_theta: float | None = None
     tensors: tuple[TensorInfo, ...] = ()
     file_bytes: int | None = None

@@ -14,6 +14,7 @@ from selfhost.fit.cpu_work import llamacpp_cpu_work_bytes
 from selfhost.fit.engines.base import GIB, MIB, Engine, register
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv, row_bytes
 from selfhost.fit.plan import DevicePlan, FitPlan, FitRequest
+from selfhost.fit.recurrent import recurrent_state_per_layer
 from selfhost.fit.server_process import llama_server_checkpoint_bytes, llama_server_process_bytes
 from selfhost.fit.weights import (
     FILE_BPW,
@@ -133,6 +134,7 @@ class LlamaCppEngine(Engine):
             n_ubatch=req.n_ubatch,
         )
         kv_layers, n_ctx_eff = _kv_per_layer(spec, cfg)
+        rs_layers = recurrent_state_per_layer(spec, req.parallel)
         w_layers, w_other = _layer_weights(spec, w)
         n_cpu_moe = min(max(req.n_cpu_moe, 0), spec.n_layers)
         cpu_experts = _expert_layer_bytes(spec, w, w_layers)[:n_cpu_moe] if n_cpu_moe else []
@@ -162,6 +164,7 @@ class LlamaCppEngine(Engine):
                     comps = {
                         "weights": sum(w_layers[start:end]),
                         "kv_cache": sum(kv_layers[start:end]),
+                        "recurrent_state": sum(rs_layers[start:end]),
                         "compute": compute,
                         "runtime_reserve": reserve,
                     }
@@ -174,6 +177,7 @@ class LlamaCppEngine(Engine):
                 + (_embedding_bytes(spec, w) if ngl > n_layers else w_other)
                 + sum(cpu_experts),
                 "kv_cache": sum(kv_layers[:first_gpu_layer]),
+                "recurrent_state": sum(rs_layers[:first_gpu_layer]),
                 "compute": compute if first_gpu_layer > 0 or not gpus else 0,
                 "output": output,
                 "tokenizer_vocab": vocab,
@@ -221,8 +225,8 @@ class LlamaCppEngine(Engine):
             )
         if checkpoints:
             notes.append(
-                f"context checkpoints: {checkpoints / MIB:.1f} MiB of sliding-window state copied to host RAM after "
-                f"one long prompt; later prompts add more, up to {checkpoints_ceiling / MIB:,.0f} MiB "
+                f"context checkpoints: {checkpoints / MIB:.1f} MiB of sliding-window or recurrent state copied to host "
+                f"RAM after one long prompt; later prompts add more, up to {checkpoints_ceiling / MIB:,.0f} MiB "
                 f"(--ctx-checkpoints, 32 per slot by default, bounds it)"
             )
         if cpu_experts:
@@ -236,6 +240,7 @@ class LlamaCppEngine(Engine):
             kv_type=req.kv_type,
             weights=w,
             kv_cache_bytes=sum(kv_layers),
+            recurrent_state_bytes=sum(rs_layers),
             compute_bytes=compute,
             overhead_bytes=output + vocab + reserve * len(gpus) + process_and_work,
             per_device=devices,

@@ -7,13 +7,17 @@ n_outputs_max at its default, n_batch, so every token is an output; llama-server
 per slot. The peak is the largest of: the logits (n_vocab × outputs f32) plus a few rows of hidden width; the
 feed-forward activations of one layer for every token (gate, up and their product at the FFN width, four rows at
 the hidden width) with the KQ masks (cells × tokens, one per cache kind; F16 with flash attention, F32 without);
-and, without flash attention, the attention scores and mask (n_heads + 1 rows of
-n_kv × n_ubatch f32 per stream) plus the feed-forward rows.
+and, without flash attention, the attention scores (n_heads rows of n_kv × n_ubatch f32 per stream) with every
+cache kind's mask, the layer's Q, K and V projections and four rows at the hidden width.
 Logits and attention terms: fitted on llama-cpp-python's logs for SmolLM2 and Gemma 3 across n_ctx 512–16384,
 n_ubatch 128/512, 1–4 sequences, flash attention on and off, all within 5 % (tests/fit/test_compute.py). The
 feed-forward and mask terms: read from llama.cpp's graph (llm_graph_context::build_ffn, ggml_swiglu_split, the KQ
 mask inputs), fitted on llama-server's logs for SmolLM2 with flash attention and checked on Gemma 3's (held out) and
-without it (tests/serve/test_llama_server.py; benchmarks/RESULTS.md).
+without it (tests/serve/test_llama_server.py; benchmarks/RESULTS.md). The attention term's rows beside the scores
+(Q, K, V and four hidden rows, in place of two FFN rows): found on the zoo's Mistral-7B and Llama-2-7B builds at
+published widths without flash attention (−6.9 % and +6.8 % before), where the two differ only in their K and V
+widths; it gives SmolLM2 and Gemma 3 the same rows within 6 %, and the other zoo architectures are held out
+(benchmarks/bench_fit_zoo.py).
 """
 
 from __future__ import annotations
@@ -45,8 +49,10 @@ def llamacpp_compute_bytes(
     recurrent = (per_token * ub + per_seq * cfg.n_parallel) * F32
     if flash_attn:
         return max(logits, ffn, recurrent)
-    # the scores of one layer (heads × cells × tokens, f32) beside every cache kind's f32 mask
-    attention = spec.n_heads * cells * ub * F32 + masks + 2 * (spec.intermediate_size or 0) * ub * F32
+    # the scores of one layer (heads × cells × tokens, f32) beside every cache kind's f32 mask, the layer's Q, K and V
+    # projections and four rows at the hidden width
+    qkv = (spec.n_heads + 2 * max(spec.n_kv_heads_per_layer, default=0)) * spec.head_dim
+    attention = spec.n_heads * cells * ub * F32 + masks + (qkv + 4 * spec.hidden_size) * ub * F32
     return max(logits, attention, ffn, recurrent)
 
 

@@ -25,6 +25,7 @@ NAMES = [a.name for a in ARCHS]
 PUBLISHED = {
     "meta-llama/Llama-3.2-1B": (2048, 32, 8),
     "meta-llama/Llama-3.1-8B": (4096, 32, 8),
+    "meta-llama/Llama-2-7b-hf": (4096, 32, 32),
     "mistralai/Mistral-7B-v0.1": (4096, 32, 8),
     "mistralai/Mixtral-8x7B-v0.1": (4096, 32, 8),
     "Qwen/Qwen2.5-7B-Instruct": (3584, 28, 4),

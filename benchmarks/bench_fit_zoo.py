@@ -38,9 +38,13 @@ def hf_mem_bytes(path: Path, ctx: int, kv_type: str) -> int | None:
     except ImportError:
         return None
     with open(path, "rb") as f:
+        head = f.read(16_000_000)
+    try:
         m = parse_gguf_metadata(
-            f.read(16_000_000), experimental=True, max_model_len=ctx, kv_cache_dtype=kv_type.upper(), batch_size=1
+            head, experimental=True, max_model_len=ctx, kv_cache_dtype=kv_type.upper(), batch_size=1
         )
+    except RuntimeError:  # e.g. per-layer KV head counts (LFM2, Granite 4.0-H), which hf-mem does not read
+        return None
     return int(m.bytes_count) + int(m.kv_cache.cache_size)
 
 
@@ -78,19 +82,19 @@ def main() -> int:
             w_act = sum(c[k]["actual_bytes"] for k in ("model buffer", "cpu repack buffer") if k in c)
             row = {
                 "weights": err(w_pred, w_act),
-                "KV": c["KV cache"]["error"],
+                "KV": c["KV cache"]["error"] if "KV cache" in c else 0.0,  # Mamba has no attention layer
                 "compute": c["compute buffer"]["error"],
                 "total": err(sum(x["predicted_bytes"] for x in buffers), sum(x["actual_bytes"] for x in buffers)),
                 "RSS": c["process memory"]["error"],
             }
             peer = hf_mem_bytes(m.path, ctx * slots, kv)
-            truth = w_act + c["KV cache"]["actual_bytes"]
+            truth = w_act + (c["KV cache"]["actual_bytes"] if "KV cache" in c else 0)
             if peer is not None:
                 row["hf-mem"] = err(peer, truth)
             for k, v in row.items():
                 errors[k].append(abs(v))
             cells = " | ".join(f"{row[k] * 100:+.1f} %" for k in ("weights", "KV", "compute", "total", "RSS"))
-            peer_cell = f"{row['hf-mem'] * 100:+.1f} %" if "hf-mem" in row else "not installed"
+            peer_cell = f"{row['hf-mem'] * 100:+.1f} %" if "hf-mem" in row else "n/a"
             setting = f"ctx {ctx} np {slots} {kv} fa {'on' if fa else 'off'}"
             print(f"| {name} | {a.copies} | {setting} | {cells} | {peer_cell} |", flush=True)
     print()

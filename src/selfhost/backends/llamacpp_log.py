@@ -22,7 +22,9 @@ _KV = re.compile(
     r"\(\s*(\d+) cells,\s*(\d+) layers,\s*(\d+)/(\d+) seqs\)"
     r"(?:, K \((\w+)\):\s+([\d.]+) MiB, V \((\w+)\):\s+([\d.]+) MiB)?"
 )
-_COMPUTE = re.compile(r"(\S+) compute buffer size =\s+([\d.]+) MiB")
+_COMPUTE = re.compile(r"(\S+) compute buffer size =\s+([\d.]+) MiB")  # after the projector's, which is kept apart
+_PROJECTOR_COMPUTE = re.compile(r"reserve_compute_meta:\s+(\S+) compute buffer size =\s+([\d.]+) MiB")
+_PROJECTOR_MODEL = re.compile(r"load_hparams: model size:\s+([\d.]+) MiB")
 _OUTPUT = re.compile(r"(\S+)\s+output buffer size =\s+([\d.]+) MiB")
 _RECURRENT = re.compile(r"llama_memory_recurrent:\s+(\S+) RS buffer size =\s+([\d.]+) MiB")
 
@@ -46,6 +48,8 @@ class LlamaCppMemoryReport:
     compute_buffers_mib: dict[str, float] = field(default_factory=dict)
     output_buffers_mib: dict[str, float] = field(default_factory=dict)
     recurrent_buffers_mib: dict[str, float] = field(default_factory=dict)  # the "RS buffer" of recurrent layers
+    projector_model_mib: float = 0.0  # a vision projector (mtmd's clip): its weights and compute buffer
+    projector_compute_mib: float = 0.0
 
     @property
     def model_mib(self) -> float:
@@ -84,7 +88,11 @@ class LlamaCppMemoryReport:
 def parse_llama_log(text: str) -> LlamaCppMemoryReport:
     rep = LlamaCppMemoryReport()
     for line in text.splitlines():
-        if m := _MODEL.search(line):
+        if m := _PROJECTOR_COMPUTE.search(line):
+            rep.projector_compute_mib += float(m.group(2))
+        elif m := _PROJECTOR_MODEL.search(line):
+            rep.projector_model_mib += float(m.group(1))
+        elif m := _MODEL.search(line):
             rep.model_buffers_mib[m.group(1)] = rep.model_buffers_mib.get(m.group(1), 0.0) + float(m.group(2))
         elif m := _KV.search(line):
             rep.kv_caches.append(

@@ -14,6 +14,7 @@ Components and their sources:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from selfhost.errors import UsageError
@@ -46,6 +47,7 @@ class FitRequest:
     gpu_memory_utilization: float = 0.9
     tensor_parallel: int | None = None  # vLLM: default = number of GPUs
     kv_cache_memory_bytes: int | None = None  # vLLM --kv-cache-memory-bytes (its CPU build's KV size)
+    mmproj: Path | None = None  # llama.cpp: a vision projector loaded beside the model (fit.projector)
 
 
 @dataclass

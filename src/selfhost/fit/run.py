@@ -45,6 +45,9 @@ class FitOptions:
     kv_cache_memory: float | None = setting(
         None, "vLLM --kv-cache-memory-bytes, in GiB: a fixed KV cache size (on CPU default 4).", flag="--kv-cache-gib"
     )
+    mmproj: Path | None = setting(
+        None, "llama.cpp: a vision projector GGUF (mmproj) the server loads too (--mmproj).", path="in"
+    )
     verify: bool = setting(False, "Load the model in llama.cpp here and compare every component.")
     from_log: Path | None = setting(None, "A llama.cpp or vLLM startup log: show predicted vs logged.", path="in")
 
@@ -75,6 +78,7 @@ def fit_request(spec: ModelSpec, o: FitOptions, measure_bandwidth: bool = True) 
         gpu_memory_utilization=o.gpu_util,
         tensor_parallel=o.tp,
         kv_cache_memory_bytes=None if o.kv_cache_memory is None else int(o.kv_cache_memory * 1024**3),
+        mmproj=o.mmproj,
     )
     return req, bandwidth
 

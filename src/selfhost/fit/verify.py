@@ -208,6 +208,17 @@ def compare_log(spec: ModelSpec, path: Path, req: FitRequest | None = None) -> d
         rep = parse_llama_log(text)
         predicted = _predicted(spec, cfg, fa, s.get("n_outputs_max"))
         checks = _checks_from_report(predicted, rep, f"llama.cpp log {path.name}")
+        if req is not None and req.mmproj is not None and rep.projector_model_mib:
+            from selfhost.fit.projector import projector_plan
+
+            proj = projector_plan(req.mmproj)
+            source = f"mtmd (clip) log {path.name}"
+            checks.append(
+                ComponentCheck("projector weights", proj.weights_bytes, round(rep.projector_model_mib * MIB), source)
+            )
+            checks.append(
+                ComponentCheck("projector compute", proj.compute_bytes, round(rep.projector_compute_mib * MIB), source)
+            )
         return {"engine": "llama.cpp", "settings": vars(cfg), "checks": [c.to_dict() for c in checks]}
     v = parse_vllm_log(text)
     if v:

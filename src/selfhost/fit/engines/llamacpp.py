@@ -14,6 +14,7 @@ from selfhost.fit.cpu_work import llamacpp_cpu_work_bytes
 from selfhost.fit.engines.base import GIB, MIB, Engine, register
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv, row_bytes
 from selfhost.fit.plan import DevicePlan, FitPlan, FitRequest
+from selfhost.fit.projector import projector_plan
 from selfhost.fit.recurrent import recurrent_state_per_layer
 from selfhost.fit.server_process import llama_server_checkpoint_bytes, llama_server_process_bytes
 from selfhost.fit.weights import (
@@ -147,6 +148,7 @@ class LlamaCppEngine(Engine):
         vocab = llamacpp_vocab_bytes(spec)
         cpu_work = llamacpp_cpu_work_bytes(spec, cfg, req.flash_attn, 1 if per_slot else req.n_ubatch)
         server_process = llama_server_process_bytes(spec) if per_slot else 0
+        projector = projector_plan(req.mmproj) if req.mmproj is not None else None
         checkpoints, checkpoints_ceiling = llama_server_checkpoint_bytes(spec, cfg) if per_slot else (0, 0)
         gpus = list(req.gpus)
         n_layers = spec.n_layers
@@ -168,6 +170,9 @@ class LlamaCppEngine(Engine):
                         "compute": compute,
                         "runtime_reserve": reserve,
                     }
+                    if i == 0 and projector is not None:  # mtmd offloads the projector to the first GPU
+                        comps["projector_weights"] = projector.weights_bytes
+                        comps["projector_compute"] = projector.compute_bytes
                     if i == len(gpus) - 1 and ngl > n_layers:
                         comps["weights"] += w_other - _embedding_bytes(spec, w)  # output layer and final norm
                     devices.append(DevicePlan(f"{g.name} #{i}", g.usable_bytes, comps))
@@ -189,6 +194,9 @@ class LlamaCppEngine(Engine):
                 host_comps["llama_server_process"] = server_process
                 if checkpoints:
                     host_comps["context_checkpoints"] = checkpoints
+            if projector is not None and not gpus:
+                host_comps["projector_weights"] = projector.weights_bytes
+                host_comps["projector_compute"] = projector.compute_bytes
             if not gpus and w.exact:
                 # the mapped buffer spans the file from the first to the last tensor that is not repacked
                 host_comps["weights"] = cpu_mapped_bytes(spec)
@@ -228,6 +236,12 @@ class LlamaCppEngine(Engine):
                 f"context checkpoints: {checkpoints / MIB:.1f} MiB of sliding-window or recurrent state copied to host "
                 f"RAM after one long prompt; later prompts add more, up to {checkpoints_ceiling / MIB:,.0f} MiB "
                 f"(--ctx-checkpoints, 32 per slot by default, bounds it)"
+            )
+        if projector is not None:
+            notes.append(
+                f"vision projector ({projector.projector_type}, {projector.patches:,} patches per image): weights "
+                f"{projector.weights_bytes / MIB:.1f} MiB exact, compute {projector.compute_bytes / MIB:.1f} MiB "
+                "estimated (fit.projector: within ±10 % on the zoo's projectors)"
             )
         if cpu_experts:
             moved = sum(cpu_experts) / GIB
@@ -272,6 +286,8 @@ class LlamaCppEngine(Engine):
         argv += ["-fa", "on" if req.flash_attn else "off", "--cache-type-k", kv, "--cache-type-v", kv]
         if req.kv_unified:
             argv.append("--kv-unified")
+        if req.mmproj is not None:
+            argv += ["--mmproj", str(req.mmproj)]
         if req.n_ubatch != 512:  # llama-server's default; its logical batch (-b, 2048) must hold the micro-batch
             argv += ["-ub", str(req.n_ubatch)] + (["-b", str(req.n_ubatch)] if req.n_ubatch > 2048 else [])
         return argv + ["--host", host, "--port", str(port)]

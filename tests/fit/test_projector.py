@@ -62,3 +62,12 @@ def test_a_file_that_is_not_a_projector_is_refused(zoo_small: dict[str, object])
     assert isinstance(model, zoo.ZooModel)
     with pytest.raises(UsageError, match="not a vision projector"):
         projector_plan(model.path)
+
+
+def test_a_file_that_is_not_a_gguf_is_refused_as_a_projector(tmp_path: Path) -> None:
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model")
+    with pytest.raises(UsageError, match="--mmproj") as e:
+        projector_plan(text)
+    assert "mmproj" in (e.value.next_step or "")
+    assert text.read_text() == "not a model"  # the input is left as it was

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfhost.errors import UsageError
+from selfhost.errors import SelfhostError, UsageError
 
 __all__ = ["ProjectorPlan", "projector_plan"]
 
@@ -31,7 +31,10 @@ class ProjectorPlan:
 def projector_plan(path: Path) -> ProjectorPlan:
     from selfhost.models.gguf_file import read_gguf
 
-    g = read_gguf(path)
+    try:
+        g = read_gguf(path)
+    except SelfhostError as e:
+        raise UsageError(f"--mmproj {path}: {e.message}", "pass the mmproj-*.gguf file that ships with the model") from e
     if not g.get("clip.has_vision_encoder"):
         raise UsageError(
             f"{path} is not a vision projector (no clip.has_vision_encoder key)",

@@ -34,7 +34,9 @@ def projector_plan(path: Path) -> ProjectorPlan:
     try:
         g = read_gguf(path)
     except SelfhostError as e:
-        raise UsageError(f"--mmproj {path}: {e.message}", "pass the mmproj-*.gguf file that ships with the model") from e
+        raise UsageError(
+            f"--mmproj {path}: {e.message}", "pass the mmproj-*.gguf file that ships with the model"
+        ) from e
     if not g.get("clip.has_vision_encoder"):
         raise UsageError(
             f"{path} is not a vision projector (no clip.has_vision_encoder key)",

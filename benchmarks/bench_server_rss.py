@@ -1,5 +1,5 @@
 """llama-server's peak resident memory against fit's plan for it: the process term fitted on the embedded models,
-held out on every zoo attention architecture (small width, F16, and Q4_K_M for a few).
+held out on the zoo's architectures (small width, F16, and Q4_K_M for a few; default: all of them).
 
 Each model is started by `selfhost serve --engine llama-server` with fit's command line (per-slot context, slots,
 flash attention, KV type), gets one prompt that fills one slot's context (ctx/slot - 8 tokens, 4 generated, no prompt

@@ -54,6 +54,9 @@ def test_projector_is_planned_and_loaded(zoo_small: dict[str, object], tmp_path:
     assert abs(compute["error"]) <= 0.12, compute  # Gemma 3's projector: +10 % at this width (RESULTS.md)
     host = launch.plan.per_device[0].components
     assert host["projector_weights"] == weights["predicted_bytes"]
+    overhead = ("output", "tokenizer_vocab", "cpu_work", "llama_server_process", "context_checkpoints")
+    overhead += ("projector_weights", "projector_compute")  # the summary's overhead row holds the projector too
+    assert launch.plan.overhead_bytes == sum(host.get(k, 0) for k in overhead)
     assert abs(launch.plan.total_bytes - peak) <= 0.10 * peak, (launch.plan.total_bytes / 2**20, peak / 2**20)
 
 

@@ -16,7 +16,7 @@ import pytest
 from selfhost.errors import BackendError, UsageError
 from selfhost.fit import zoo
 from selfhost.fit.kv import LlamaCppKVConfig
-from selfhost.fit.plan import FitRequest, plan
+from selfhost.fit.plan import RECURRENT_STATE_ARCHITECTURES, FitRequest, plan
 from selfhost.fit.verify import verify_llamacpp
 from selfhost.fit.weights import host_cpu_features
 from selfhost.models.gguf_spec import spec_from_gguf
@@ -24,7 +24,7 @@ from selfhost.models.gguf_spec import spec_from_gguf
 MIB = 2**20
 ARCHS = zoo.architectures()
 PLANNED = [a.name for a in ARCHS]  # every zoo architecture, the recurrent ones included (fit.recurrent)
-RECURRENT = ["mamba-130m", "lfm2-1.2b", "granite4-h-tiny"]
+RECURRENT = [a.name for a in ARCHS if a.llama_cpp_arch in RECURRENT_STATE_ARCHITECTURES]
 # Exact components: llama.cpp logs MiB with two decimals, so a 0.01 MiB difference is the log's resolution.
 EXACT, LOG_RESOLUTION = 0.005, 0.01 * MIB
 

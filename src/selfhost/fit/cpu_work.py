@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_cells
+from selfhost.fit.weights import GET_ROWS_ONLY, is_cpu_repacked
 from selfhost.models.spec import ModelSpec, TensorInfo
 
 __all__ = ["llamacpp_cpu_work_bytes"]
@@ -34,7 +35,6 @@ _K_QUANTS = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ2_XXS", "IQ2_XS", "IQ2_S
 _VEC_DOT |= dict.fromkeys([*_K_QUANTS, "IQ4_XS", "TQ1_0", "TQ2_0"], "Q8_K")
 # src0 types the tiled kernel takes (ggml-cpu/tiled/tiled.cpp, ggml_tiled_supported), compiled with AVX or AVX2
 _TILED = frozenset([*_K_QUANTS, "IQ4_XS"])
-_GET_ROWS_ONLY = frozenset({"token_embd.weight", "per_layer_token_embd.weight", "position_embd.weight"})
 
 
 def _convert_bytes(src0_type: str, n_elements: int) -> int:
@@ -50,8 +50,6 @@ def _pad64(n: int) -> int:
 
 
 def _weight_need(t: TensorInfo, tokens: int, n_outputs: int, n_expert_used: int, threads: int) -> int:
-    from selfhost.fit.weights import is_cpu_repacked
-
     n_in = t.shape[0]
     rows = n_outputs if t.name == "output.weight" else tokens
     if len(t.shape) == 3:  # an expert stack, multiplied by mul_mat_id
@@ -84,7 +82,7 @@ def llamacpp_cpu_work_bytes(
     needs = [
         _weight_need(t, tokens, n_outputs, n_used, threads)
         for t in spec.tensors
-        if len(t.shape) >= 2 and t.name not in _GET_ROWS_ONLY and t.name.endswith(".weight")
+        if len(t.shape) >= 2 and t.name not in GET_ROWS_ONLY and t.name.endswith(".weight")
     ]
     if not spec.tensors and spec.intermediate_size:  # no tensor list (a config.json): the FFN down projection, F16
         needs.append(_pad64(_convert_bytes("F16", spec.intermediate_size * tokens)))

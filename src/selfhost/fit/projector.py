@@ -9,6 +9,7 @@ out on its published width (exact) and on Gemma 3's projector (within ±10 %: be
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from selfhost.errors import SelfhostError, UsageError
@@ -29,6 +30,18 @@ class ProjectorPlan:
 
 
 def projector_plan(path: Path) -> ProjectorPlan:
+    """Read once per file version: fit's solver plans many contexts and quantizations for one projector."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise UsageError(
+            f"--mmproj {path}: {e.strerror}", "pass the mmproj-*.gguf file that ships with the model"
+        ) from e
+    return _projector_plan(path, st.st_mtime_ns, st.st_size)
+
+
+@cache
+def _projector_plan(path: Path, mtime_ns: int, size: int) -> ProjectorPlan:
     from selfhost.models.gguf_file import read_gguf
 
     try:

@@ -19,6 +19,7 @@ __all__ = [
     "cpu_repack_bytes",
     "cpu_mapped_bytes",
     "is_cpu_repacked",
+    "GET_ROWS_ONLY",
     "host_cpu_features",
     "CPU_REPACK_RULES",
 ]
@@ -50,7 +51,7 @@ CPU_REPACK_RULES: dict[str, tuple[frozenset[str], int]] = {
     "neon-dotprod-k": (frozenset({"Q4_K", "Q5_K", "Q6_K"}), 8),
 }
 # Tensors read by row lookup (get_rows), never by a matrix multiply: llama.cpp keeps them in the mapped file.
-_GET_ROWS_ONLY = frozenset(
+GET_ROWS_ONLY = frozenset(
     {"token_embd.weight", "per_layer_token_embd.weight", "position_embd.weight", "token_types.weight"}
 )
 
@@ -75,7 +76,7 @@ def host_cpu_features() -> tuple[str, ...]:
 def is_cpu_repacked(t: TensorInfo, features: tuple[str, ...] | None = None) -> bool:
     """Whether llama.cpp's CPU backend copies tensor T into CPU_REPACK: a 2-D weight of a matrix multiply or a 3-D
     expert stack (mul_mat_id), of a repackable type, with whole row groups."""
-    if t.name in _GET_ROWS_ONLY or len(t.shape) < 2:
+    if t.name in GET_ROWS_ONLY or len(t.shape) < 2:
         return False
     if len(t.shape) > 3 or (len(t.shape) == 3 and "_exps." not in t.name):
         return False  # llama.cpp repacks 3-D weights only for mul_mat_id (experts), e.g. not DeepSeek's attn_k_b

@@ -215,9 +215,14 @@ class LlamaCppEngine(Engine):
             while ngl > 0 and not all(d.fits for d in layout(ngl) if not d.name.startswith("host")):
                 ngl -= 1
         devices = layout(ngl)
-        process_and_work = sum(
-            d.components.get(k, 0) for d in devices for k in ("cpu_work", "llama_server_process", "context_checkpoints")
+        beside_llama_cpp = (
+            "cpu_work",
+            "llama_server_process",
+            "context_checkpoints",
+            "projector_weights",
+            "projector_compute",
         )
+        process_and_work = sum(d.components.get(k, 0) for d in devices for k in beside_llama_cpp)
         notes = [f"KV cache: llama.cpp allocation rules, {n_ctx_eff:,} cells in all" + self.kv_note(req)]
         if gpus:
             notes.append(f"per-GPU runtime reserve {reserve // MIB} MiB is {self.reserve_source}")

@@ -59,7 +59,7 @@ def test_the_card_answers_first_and_keeps_its_evidence(planned: tuple[dict[str, 
     # memory: fit's prediction next to what llama-server logged for the same setting; the KV cache is exact
     checks = {x["component"]: x for x in card["memory"]["from_engine_log"]["checks"]}
     kv = next(v for k, v in checks.items() if "KV" in k)
-    assert kv["predicted_bytes"] == kv["actual_bytes"]
+    assert abs(kv["predicted_bytes"] - kv["actual_bytes"]) <= 0.005 * 2**20  # the log prints MiB with two decimals
     env = card["environment"]
     assert env["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert env["engine_version"].startswith("version:")

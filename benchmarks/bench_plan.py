@@ -11,8 +11,10 @@ SLO, three things measured in one run on the same machine:
 
 Prints the plan's choice, how many settings it measured out of the grid, the full grid's best, and the ratios:
 the choice's goodput in the grid pass ÷ the grid's best, the choice's median ÷ the best median of the grid's top
-settings measured again (the issue asks ≥ 95 %), and the choice ÷ the default launch. The whole script is one run;
-goodput is requests/s meeting every SLO target at the best concurrency tried (1, 2, 4, … 16).
+settings measured again (the issue asks ≥ 95 %), and the choice ÷ the default launch. The whole script is one run.
+Goodput (plan/measure.py): requests/s meeting every SLO target in the confirming run of the highest concurrency that
+passed the search (from the setting's slots, doubling or halving, then bisecting to a whole number of requests, at
+most 16); every run of a search sends prompts the server has not seen before.
 
 Run: .venv/bin/python benchmarks/bench_plan.py [--slo ttft_p99=2,tpot_p99=0.1] [--skip-grid] [--save F | --from F]
 (--from F: steps 1-3 from an earlier run's saved results, step 4 measured now)

@@ -197,3 +197,24 @@ def test_multi_turn_and_shared_prefix_workloads(mock_server: Callable[..., str],
         ).stdout
     )
     assert d["requests"]["completed"] == 9 and d["workload"]["multi_turn"] == 3
+
+
+def test_a_search_and_a_sweep_never_send_a_prompt_twice(mock_server: Callable[..., str], tmp_path: Path) -> None:
+    """A server's prompt cache answers a repeated prompt without computing it: when an SLO search or a sweep sent
+    the same synthetic prompts at every level, its later levels ran 2.5× faster than fresh traffic would (llama-server,
+    the embedded model, 2026-12-02). Each run starts past the prompts the runs before it sent, warm-ups included."""
+    import urllib.request
+
+    url = mock_server("--ttft", "0.01", "--itl", "0.001")
+    common = ["--output-tokens", "2", "--input-tokens", "16", "--records", str(tmp_path / "r.jsonl"), "--json"]
+    r = run("bench", url, "--concurrency", "1,2,4", "--requests", "6", *common)
+    assert r.returncode == 0, r.stderr
+    r = run("bench", url, "--rate", "20", "--requests", "6", "--slo", "ttft_p99=5", "--search-max", "80", *common)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["runs"]) == 3  # 20, 40, 80 requests/s
+    with urllib.request.urlopen(url + "/mock/requests") as resp:
+        sent = [x["prompt_sha1"] for x in json.loads(resp.read())]
+    assert len(sent) >= 6 * 6  # six runs of six requests (and their warm-ups)
+    # The sweep's prompts are all distinct, and so are the search's; the two commands are separate workloads that
+    # start at the same place (the same seed), so each repeats the other's, never its own.
+    assert len(set(sent)) == len(sent) // 2 and all(sent.count(h) == 2 for h in sent)

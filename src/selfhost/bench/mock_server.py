@@ -15,6 +15,7 @@ was served and which faults were injected.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import time
@@ -132,6 +133,7 @@ def make_app(cfg: MockConfig) -> web.Application:
         fault = state.pick_fault()
         log: dict[str, Any] = {
             "id": request.headers.get("X-Request-Id"),
+            "prompt_sha1": hashlib.sha1(prompt.encode()).hexdigest()[:16],  # which prompts were sent, and repeats
             "arrived": arrived,
             "fault": fault,
             "chunks": [],

@@ -21,7 +21,7 @@ from selfhost.errors import BackendError, UsageError
 from selfhost.files import streamed_output
 from selfhost.hardware.power import PowerSampler
 
-__all__ = ["BenchConfig", "run_bench", "probe_target", "run_sweep"]
+__all__ = ["BenchConfig", "run_bench", "probe_target", "run_sweep", "search_slo", "next_prompt"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class BenchConfig:
     slo: dict[str, float] | None = None
     ignore_eos: bool = True
     workers: int = 1  # client processes sharing the load (one Python process saturates near one core)
+    # Where in the workload a run starts: a search's later runs skip the prompts its earlier runs sent (and a
+    # trace's later replays get other words), so a server's prompt cache never answers a repeat it was not sent.
+    prompt_offset: int = 0
 
 
 def _base(url: str) -> str:
@@ -131,7 +134,7 @@ async def _run(
     # The workload is read (and a bad file refused) before the server is contacted.
     load_spec = cfg.load
     if cfg.trace_file is not None:
-        prompts, offsets = trace_prompts(cfg.trace_file, cfg.trace_block_size, cfg.trace_speedup)
+        prompts, offsets = trace_prompts(cfg.trace_file, cfg.trace_block_size, cfg.trace_speedup, cfg.prompt_offset)
         load_spec = replace(
             cfg.load,
             concurrency=None,
@@ -143,7 +146,8 @@ async def _run(
         )
     else:
         n = (cfg.load.requests or 1000) + cfg.load.warmup
-        prompts = _prompts(cfg, n, count_tokens)
+        prompts = _prompts(cfg, n + cfg.prompt_offset, count_tokens)
+    first = 0 if cfg.trace_file is not None else cfg.prompt_offset
     conn = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
     # A large read buffer: a 64 KiB one throttled vLLM's own client at long outputs (vllm#39963).
     async with aiohttp.ClientSession(
@@ -159,7 +163,7 @@ async def _run(
         with streamed_output(cfg.records_path) as out:
 
             async def execute(rec: RequestRecord) -> RequestRecord:
-                p = prompts[rec.id % len(prompts)]
+                p = prompts[(rec.id + first) % len(prompts)]
                 path, body = build_request(cfg.api, model, p.content, p.max_tokens, ignore_eos=cfg.ignore_eos)
                 done = await send_request(session, url, cfg.api, path, body, rec, headers, count_tokens)
                 if done.prompt_tokens is None and p.input_tokens is not None:
@@ -271,11 +275,19 @@ def run_sweep(
     """One run per level of `by`: 'concurrency', 'rate' or 'input_tokens'; records go to one file per level."""
     out = []
     for level in levels:
-        s = run_bench(_at_level(cfg, by, level), count_tokens)
+        s = run_bench(replace(_at_level(cfg, by, level), prompt_offset=next_prompt(cfg, out)), count_tokens)
         out.append(s)
         if s["interrupted"]:
             break
     return out
+
+
+def next_prompt(cfg: BenchConfig, runs: list[dict[str, Any]]) -> int:
+    """The prompt offset of the run after RUNS in one search: past every prompt they sent, warm-ups included (for
+    a trace, the replay's salt: one per run)."""
+    if cfg.trace_file is not None:
+        return cfg.prompt_offset + len(runs)
+    return cfg.prompt_offset + sum(r["requests"]["total"] + r["requests"]["warmup"] for r in runs)
 
 
 def search_slo(
@@ -286,11 +298,13 @@ def search_slo(
     count_tokens: Callable[[str], int] | None = None,
     precision: float = 0.1,
     load_at: Callable[[float], tuple[int, int]] | None = None,
+    floor: float | None = None,
 ) -> dict[str, Any]:
     """The highest concurrency (by='concurrency') or rate (by='rate') whose run meets every SLO in cfg.slo:
     double from `start` until a run fails or `limit` is reached, then bisect between the last pass and the
-    first failure until they are within `precision` (relative) of each other. LOAD_AT(level) gives each level's
-    (requests, warmup) when a run's size should grow with its level."""
+    first failure until they are within `precision` (relative) of each other. With a FLOOR below START, a failing
+    start is halved (not below FLOOR) until a level passes, so a search can begin where the answer is likely to
+    be. LOAD_AT(level) gives each level's (requests, warmup) when a run's size should grow with its level."""
     if not cfg.slo:
         raise UsageError("an SLO search needs targets", "pass --slo, e.g. ttft_p99=1.0,tpot_p99=0.1")
     runs: list[dict[str, Any]] = []
@@ -301,6 +315,7 @@ def search_slo(
         if load_at is not None:
             n, warmup = load_at(level)
             at = replace(at, load=replace(at.load, requests=n, warmup=warmup))
+        at = replace(at, prompt_offset=next_prompt(cfg, runs))
         s = run_bench(at, count_tokens)
         s["level"] = level
         runs.append(s)
@@ -318,6 +333,12 @@ def search_slo(
         else:
             fail = level
             break
+    while best is None and fail is not None and floor is not None and fail / 2 >= floor:
+        level = fail / 2
+        if probe(level):
+            best = level
+        else:
+            fail = level
     if best is not None and fail is not None:
         lo, hi = best, fail
         while hi / lo > 1 + precision and (by != "concurrency" or hi - lo > 1):

@@ -106,20 +106,23 @@ def multi_turn_prompts(n: int, turns: int, input_tokens: int, output_tokens: int
     return out
 
 
-def _block(hash_id: int, tokens: int) -> str:
-    """The text of one prefix block: the same hash id always gives the same words."""
-    rng = random.Random(hash_id)
+def _block(hash_id: int, tokens: int, salt: int = 0) -> str:
+    """The text of one prefix block: the same hash id (and salt) always gives the same words."""
+    rng = random.Random(f"{salt}:{hash_id}" if salt else hash_id)
     return " ".join([f"b{hash_id}"] + [rng.choice(_WORDS) for _ in range(tokens - 1)])
 
 
-def trace_prompts(path: Path, block_size: int = 512, speedup: float = 1.0) -> tuple[list[Prompt], list[float]]:
+def trace_prompts(
+    path: Path, block_size: int = 512, speedup: float = 1.0, salt: int = 0
+) -> tuple[list[Prompt], list[float]]:
     """A recorded trace: (prompts, arrival offsets in seconds from the first arrival), sorted by arrival.
 
     One JSON object per line in the Mooncake trace format (FAST '25; also read by AIPerf and Dynamo):
     "timestamp" in milliseconds, "input_length" and "output_length" in tokens, and "hash_ids", one per
     `block_size` tokens of prompt, equal ids meaning equal content, so shared prefixes stay shared and a prefix
     cache sees what it saw in production. A line may carry "prompt", "input_text" or "messages" instead of
-    lengths, and "max_tokens" instead of "output_length"."""
+    lengths, and "max_tokens" instead of "output_length". A nonzero SALT gives the prompts built from lengths other
+    words with the same sharing, so a replay does not hit the prefix cache an earlier replay of the trace filled."""
     if speedup <= 0:
         raise UsageError(f"--trace-speedup must be positive, not {speedup}")
     rows: list[tuple[float, int, Prompt]] = []
@@ -147,10 +150,10 @@ def trace_prompts(path: Path, block_size: int = 512, speedup: float = 1.0) -> tu
         hash_ids = obj.get("hash_ids") or []
         if not isinstance(hash_ids, list) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hash_ids):
             raise UsageError(f"{where}: 'hash_ids' must be a list of integers")
-        blocks = [_block(h, block_size) for h in hash_ids[: n // max(block_size, 1) + 1]]
+        blocks = [_block(h, block_size, salt) for h in hash_ids[: n // max(block_size, 1) + 1]]
         words = " ".join(blocks).split()[:n]
         if len(words) < n:  # the part past the shared blocks: this request's own words
-            rng = random.Random(lineno)
+            rng = random.Random(f"{salt}:{lineno}" if salt else lineno)
             words += [f"r{lineno}"] + [rng.choice(_WORDS) for _ in range(n - len(words) - 1)]
         rows.append((float(ts), lineno, Prompt(" ".join(words), max_tokens, None)))
     if not rows:

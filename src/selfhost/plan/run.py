@@ -56,7 +56,9 @@ class PlanOptions:
     price_per_hour: float | None = setting(None, "What this machine costs per hour (USD), for $/Mtok and break-even.")
     api: str = setting("gpt-4o-mini", "The hosted API to compare against (see `selfhost cost --help`).")
     max_concurrency: int = setting(16, "Highest concurrency the goodput search tries.")
-    requests_per_level: int = setting(12, "Requests per concurrency level (3 × the level when more).")
+    requests_per_level: int = setting(
+        8, "Requests per screening run (2 × the concurrency when more); the confirming run has 3 × as many."
+    )
     out: Path = setting(Path("selfhost-plan"), "Folder for card.json, card.html and every run's records.", path="dir")
 
 

@@ -50,7 +50,7 @@ def verify_card(path: Path, runs: int = 1, tolerance: float = 0.2) -> dict[str, 
         workload,
         out,
         ms.get("max_concurrency", 16),
-        ms.get("requests_per_level", 12),
+        ms.get("requests_per_level", 8),
         ms.get("max_speedup", 16.0),
     )
     from selfhost.backends.tokenizer import token_counter

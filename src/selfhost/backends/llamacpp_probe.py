@@ -25,28 +25,36 @@ GGML_TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7,
 
 
 class LlamaCppProbe:
-    def __init__(self, model_path: str | os.PathLike[str]) -> None:
+    """DRY_RUN: llama.cpp's own memory-fit mode (model params `no_alloc`, as its `--fit` uses): only the file's
+    metadata is read, and every buffer is sized by the same allocator without being allocated. No decoding then."""
+
+    def __init__(self, model_path: str | os.PathLike[str], dry_run: bool = False) -> None:
         import llama_cpp
 
         self._lib = llama_cpp
         self.path = Path(model_path)
+        self.dry_run = dry_run
         self._proc = psutil.Process()
         rss0 = self._proc.memory_info().rss
+        params = llama_cpp.llama_model_default_params()
+        if dry_run:
+            params.no_alloc = True
+            params.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
         sink = LlamaLogCapture.start()
         try:
-            self._model = llama_cpp.llama_model_load_from_file(
-                str(self.path).encode(), llama_cpp.llama_model_default_params()
-            )
+            self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), params)
         finally:
             LlamaLogCapture.stop()
         if not self._model:
-            raise BackendError(f"llama.cpp could not load {self.path}", "check the file with `selfhost info`")
+            said = [line.strip() for line in "".join(sink).splitlines() if "error" in line or "failed" in line]
+            why = f": {said[0][:200]}" if said else ""
+            raise BackendError(f"llama.cpp could not load {self.path}{why}", "check the file with `selfhost info`")
         self.model_report = parse_llama_log("".join(sink))
         self.load_rss_bytes = self._proc.memory_info().rss - rss0
         self.last_fill_rss_bytes: int | None = None
 
     def context_report(
-        self, cfg: LlamaCppKVConfig, flash_attn: bool = True, fill: bool = False
+        self, cfg: LlamaCppKVConfig, flash_attn: bool = True, fill: bool = False, n_outputs_max: int | None = None
     ) -> LlamaCppMemoryReport:
         """Create a context and read its buffers. With fill=True, also decode one full micro-batch with every
         logit requested — the case llama.cpp reserves its compute and output buffers for — and record the
@@ -63,6 +71,10 @@ class LlamaCppProbe:
         cp.kv_unified = cfg.kv_unified
         cp.swa_full = cfg.swa_full
         cp.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        if n_outputs_max is not None:  # llama-server caps the reserve graph's outputs at its slots
+            cp.n_outputs_max = n_outputs_max
+        if fill and self.dry_run:
+            raise ValueError("a dry run allocates nothing, so nothing can be decoded")
         rss0 = self._proc.memory_info().rss
         sink = LlamaLogCapture.start()
         try:
@@ -113,8 +125,8 @@ class LlamaCppProbe:
 
 
 @contextmanager
-def llamacpp_probe(model_path: str | os.PathLike[str]) -> Iterator[LlamaCppProbe]:
-    probe = LlamaCppProbe(model_path)
+def llamacpp_probe(model_path: str | os.PathLike[str], dry_run: bool = False) -> Iterator[LlamaCppProbe]:
+    probe = LlamaCppProbe(model_path, dry_run)
     try:
         yield probe
     finally:

@@ -48,6 +48,9 @@ class FitRequest:
     tensor_parallel: int | None = None  # vLLM: default = number of GPUs
     kv_cache_memory_bytes: int | None = None  # vLLM --kv-cache-memory-bytes (its CPU build's KV size)
     mmproj: Path | None = None  # llama.cpp: a vision projector loaded beside the model (fit.projector)
+    # llama.cpp on the CPU with a local GGUF: take the compute buffer from llama.cpp's own allocator in a dry run
+    # (fit/dry_run.py) instead of the formula. Off by default: the solver plans hundreds of variants.
+    dry_run: bool = False
 
 
 @dataclass

@@ -48,6 +48,12 @@ class FitOptions:
     mmproj: Path | None = setting(
         None, "llama.cpp: a vision projector GGUF (mmproj) the server loads too (--mmproj).", path="in"
     )
+    dry_run: bool = setting(
+        True,
+        "Plan the compute buffer with the formula only, not from llama.cpp's own allocator run dry on a local GGUF.",
+        flag="--no-dry-run",
+        invert=True,
+    )
     verify: bool = setting(False, "Load the model in llama.cpp here and compare every component.")
     from_log: Path | None = setting(None, "A llama.cpp or vLLM startup log: show predicted vs logged.", path="in")
 
@@ -79,6 +85,7 @@ def fit_request(spec: ModelSpec, o: FitOptions, measure_bandwidth: bool = True) 
         tensor_parallel=o.tp,
         kv_cache_memory_bytes=None if o.kv_cache_memory is None else int(o.kv_cache_memory * 1024**3),
         mmproj=o.mmproj,
+        dry_run=o.dry_run,
     )
     return req, bandwidth
 

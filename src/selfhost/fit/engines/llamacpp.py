@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import replace
+from pathlib import Path
 
 from selfhost.errors import UsageError
 from selfhost.fit.compute import llamacpp_compute_bytes, llamacpp_output_bytes, llamacpp_vocab_bytes
 from selfhost.fit.cpu_work import llamacpp_cpu_work_bytes
+from selfhost.fit.dry_run import DRY_RUN_SOURCE, DryRun, llamacpp_dry_run
 from selfhost.fit.engines.base import GIB, MIB, Engine, register
 from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv, row_bytes
 from selfhost.fit.plan import DevicePlan, FitPlan, FitRequest
@@ -99,6 +101,7 @@ class LlamaCppEngine(Engine):
     # llama-server caps the reserve graph's outputs at its slots (server_output_limits); an engine that leaves
     # llama.cpp's default (n_batch: every token an output, as llama-cpp-python and Ollama do) sets this False.
     outputs_per_slot = True
+    dry_run_applies = True  # the llama.cpp a dry run asks (llama-cpp-python's) is this engine's
 
     def validate(self, spec: ModelSpec, req: FitRequest) -> None:
         if not req.kv_unified and req.n_ctx // req.parallel < 1:
@@ -143,6 +146,11 @@ class LlamaCppEngine(Engine):
         w_layers = [b - (cpu_experts[i] if i < len(cpu_experts) else 0) for i, b in enumerate(w_layers)]
         per_slot = self.outputs_per_slot if req.outputs_per_slot is None else req.outputs_per_slot
         compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn, req.parallel if per_slot else None)
+        formula_compute, dry = compute, None
+        if req.dry_run and self.dry_run_applies and spec.path is not None and not req.gpus:
+            dry = llamacpp_dry_run(Path(spec.path), cfg, req.flash_attn, req.parallel if per_slot else None)
+            if isinstance(dry, DryRun):
+                compute = dry.compute_bytes
         output = llamacpp_output_bytes(spec, req.parallel)
         reserve = self.gpu_reserve_bytes
         vocab = llamacpp_vocab_bytes(spec)
@@ -228,6 +236,19 @@ class LlamaCppEngine(Engine):
             notes.append(f"per-GPU runtime reserve {reserve // MIB} MiB is {self.reserve_source}")
         if not w.exact:
             notes.append(f"weights estimated: {w.source}")
+        if isinstance(dry, DryRun):
+            off = (formula_compute - compute) / compute if compute else 0.0
+            notes.append(
+                f"compute buffer: {compute / MIB:.2f} MiB from {DRY_RUN_SOURCE}, {dry.llama_cpp}; fit's formula "
+                f"gives {formula_compute / MIB:.2f} MiB ({off:+.1%})"
+            )
+            if dry.kv_cache_bytes and abs(dry.kv_cache_bytes - sum(kv_layers)) > 0.01 * MIB:
+                notes.append(
+                    f"KV cache: llama.cpp's dry run sizes it at {dry.kv_cache_bytes / MIB:.2f} MiB, fit's rules at "
+                    f"{sum(kv_layers) / MIB:.2f} MiB: this architecture has a cache rule fit does not know"
+                )
+        elif dry is not None:
+            notes.append(f"compute buffer: fit's formula (estimated); {dry}")
         if per_slot:  # llama-server (its output rule); not llama-cpp-python in-process, nor Ollama
             notes.append(
                 "host RAM is for the llama-server process with one slot's context full and logits for one token per "
@@ -270,6 +291,8 @@ class LlamaCppEngine(Engine):
                 "flash_attn": req.flash_attn,
                 "n_ubatch": req.n_ubatch,
                 "kv_unified": cfg.kv_unified,
+                "compute_source": DRY_RUN_SOURCE if isinstance(dry, DryRun) else "formula (fit/compute.py)",
+                "compute_formula_bytes": formula_compute,
             },
         )
         return plan_

@@ -30,6 +30,7 @@ class OllamaEngine(LlamaCppEngine):
     reserve_source = "Ollama's own reserve"
     kv_always_unified = True
     outputs_per_slot = False  # assumed: Ollama's runner sets no n_outputs_max (no Ollama binary here to measure)
+    dry_run_applies = False  # Ollama runs its own fork of llama.cpp, not the one a dry run here would ask
 
     def kv_note(self, req: FitRequest) -> str:
         return f" (Ollama: num_ctx {req.n_ctx:,} × num_parallel {req.parallel})"

@@ -5,7 +5,9 @@ Each zoo architecture (src/selfhost/fit/zoo_architectures.json) is built at its 
 layers (random weights, transformers -> llama.cpp's convert_hf_to_gguf.py [-> llama-quantize]) and loaded by llama.cpp
 in a fresh process at each setting (selfhost.fit.verify.verify_llamacpp: llama.cpp's logged buffers, RSS growth over
 load + context + one full micro-batch of logits). fit's compute-buffer and tokenizer constants were fitted on SmolLM2
-and Gemma 3 270M only: every row here is held out.
+and Gemma 3 270M only: every row here is held out. The "dry run" column is what `fit` plans for a local GGUF on the
+CPU: llama.cpp's own allocator asked without allocating (fit/dry_run.py); the "compute (formula)" column is what it
+plans where no file is at hand (and what the total and RSS columns use).
 
 Peer (benchmark-only dependency: `pip install hf-mem==0.5.6`): hf-mem's `parse_gguf_metadata` on the same local GGUF
 (weights + KV cache; it has no compute or overhead term). llmfit is not run: it reads its own model database by
@@ -48,6 +50,13 @@ def hf_mem_bytes(path: Path, ctx: int, kv_type: str) -> int | None:
     return int(m.bytes_count) + int(m.kv_cache.cache_size)
 
 
+def _dry_run_error(path: Path, cfg: LlamaCppKVConfig, flash_attn: bool, actual: int) -> float:
+    from selfhost.fit.dry_run import DryRun, llamacpp_dry_run
+
+    dry = llamacpp_dry_run(path, cfg, flash_attn, None)  # in-process output rule, as verify_llamacpp loads it
+    return (dry.compute_bytes - actual) / actual if isinstance(dry, DryRun) and actual else float("nan")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", action="append", help="zoo architecture (repeatable; default: every attention one)")
@@ -55,9 +64,12 @@ def main() -> int:
     args = ap.parse_args()
     names = args.arch or [a.name for a in zoo.architectures()]
     print(f"# fit vs llama.cpp at published widths, {args.quant or 'F16'}; error = (predicted - actual) / actual")
-    print("| architecture | copies | setting | weights | KV | compute | total buffers | RSS | hf-mem (weights+KV) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    errors: dict[str, list[float]] = {k: [] for k in ("weights", "KV", "compute", "total", "RSS", "hf-mem")}
+    print(
+        "| architecture | copies | setting | weights | KV | compute (formula) | compute (dry run) | total buffers "
+        "| RSS | hf-mem (weights+KV) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    errors: dict[str, list[float]] = {k: [] for k in ("weights", "KV", "compute", "dry run", "total", "RSS", "hf-mem")}
     for name in names:
         try:
             m = zoo.build(name, "published", quant=args.quant)
@@ -67,8 +79,9 @@ def main() -> int:
         spec = spec_from_gguf(m.path)
         a = zoo.architecture(name)
         for ctx, slots, kv, fa in SETTINGS:
+            cfg = LlamaCppKVConfig(ctx, slots, kv, kv)
             try:
-                r = verify_llamacpp(spec, LlamaCppKVConfig(ctx, slots, kv, kv), fa)
+                r = verify_llamacpp(spec, cfg, fa)
             except Exception as e:
                 print(f"| {name} | {a.copies} | ctx {ctx} np {slots} {kv} fa {'on' if fa else 'off'} | refused: {e} |")
                 continue
@@ -84,6 +97,8 @@ def main() -> int:
                 "weights": err(w_pred, w_act),
                 "KV": c["KV cache"]["error"] if "KV cache" in c else 0.0,  # Mamba has no attention layer
                 "compute": c["compute buffer"]["error"],
+                # what `fit` plans for a local GGUF: llama.cpp's allocator in a dry run (fit/dry_run.py)
+                "dry run": _dry_run_error(m.path, cfg, fa, c["compute buffer"]["actual_bytes"]),
                 "total": err(sum(x["predicted_bytes"] for x in buffers), sum(x["actual_bytes"] for x in buffers)),
                 "RSS": c["process memory"]["error"],
             }
@@ -93,7 +108,8 @@ def main() -> int:
                 row["hf-mem"] = err(peer, truth)
             for k, v in row.items():
                 errors[k].append(abs(v))
-            cells = " | ".join(f"{row[k] * 100:+.1f} %" for k in ("weights", "KV", "compute", "total", "RSS"))
+            shown = ("weights", "KV", "compute", "dry run", "total", "RSS")
+            cells = " | ".join(f"{row[k] * 100:+.1f} %" for k in shown)
             peer_cell = f"{row['hf-mem'] * 100:+.1f} %" if "hf-mem" in row else "n/a"
             setting = f"ctx {ctx} np {slots} {kv} fa {'on' if fa else 'off'}"
             print(f"| {name} | {a.copies} | {setting} | {cells} | {peer_cell} |", flush=True)

@@ -207,7 +207,18 @@ def compare_log(spec: ModelSpec, path: Path, req: FitRequest | None = None) -> d
         fa = s.get("flash_attn", "enabled") not in ("disabled", "0", "false")
         rep = parse_llama_log(text)
         predicted = _predicted(spec, cfg, fa, s.get("n_outputs_max"))
+        formula_compute = predicted["compute buffer"]
+        dry_run_answered = False
+        if req is not None and req.dry_run and spec.path is not None:  # what fit planned: llama.cpp's own allocator
+            from selfhost.fit.dry_run import DryRun, llamacpp_dry_run
+
+            dry = llamacpp_dry_run(Path(spec.path), cfg, fa, s.get("n_outputs_max"))
+            if isinstance(dry, DryRun):
+                predicted["compute buffer"], dry_run_answered = dry.compute_bytes, True
         checks = _checks_from_report(predicted, rep, f"llama.cpp log {path.name}")
+        if dry_run_answered:
+            source, actual = f"llama.cpp log {path.name}", round(rep.compute_mib * MIB)
+            checks.append(ComponentCheck("compute buffer (formula)", formula_compute, actual, source))
         if req is not None and req.mmproj is not None and rep.projector_model_mib:
             from selfhost.fit.projector import projector_plan
 

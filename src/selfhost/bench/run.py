@@ -273,7 +273,7 @@ def run_sweep(
     cfg: BenchConfig, levels: list[int | float], by: str, count_tokens: Callable[[str], int] | None = None
 ) -> list[dict[str, Any]]:
     """One run per level of `by`: 'concurrency', 'rate' or 'input_tokens'; records go to one file per level."""
-    out = []
+    out: list[dict[str, Any]] = []
     for level in levels:
         s = run_bench(replace(_at_level(cfg, by, level), prompt_offset=next_prompt(cfg, out)), count_tokens)
         out.append(s)

@@ -4,11 +4,10 @@ slots, doubling or halving, then bisecting to a whole number of concurrent reque
 larger run, stop it. Goodput is the requests per second that met every SLO target in the confirming run.
 
 Why a confirming run: a screening run's p99 over a few requests is nearly their maximum, so whether a level passes
-near the SLO's edge is partly chance, and the best of several small runs is biased upward. Measured on this
-project's 2-core machine (the embedded model, 128 + 32 tokens, 2026-12-02): one setting's goodput from screening
-runs alone spread 3-12 % over three launches; with the confirming run, 2.02-2.10 requests/s (3.9 %). The
-confirming run is three times a screening run, and when it misses the SLO the next lower passing level is confirmed
-instead, so a level that passed by luck does not set the goodput."""
+near the SLO's edge is partly chance, and the best of several small runs is biased upward. The confirming run is
+three times a screening run, and when it misses the SLO the next lower passing level is confirmed instead, so a
+level that passed by luck does not set the goodput. benchmarks/bench_plan.py measures the spread: three settings,
+three launches each, spread 4-16 % (RESULTS.md, 2026-12-02), where the earlier search's spread 10-23 %."""
 
 from __future__ import annotations
 

@@ -147,7 +147,8 @@ class LlamaCppEngine(Engine):
         per_slot = self.outputs_per_slot if req.outputs_per_slot is None else req.outputs_per_slot
         compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn, req.parallel if per_slot else None)
         formula_compute, dry = compute, None
-        if req.dry_run and self.dry_run_applies and spec.path is not None and not req.gpus:
+        # only for the file as it is: another --quant or GPUs would be a different allocation than the one asked
+        if req.dry_run and self.dry_run_applies and spec.path is not None and w.exact and not req.gpus:
             dry = llamacpp_dry_run(Path(spec.path), cfg, req.flash_attn, req.parallel if per_slot else None)
             if isinstance(dry, DryRun):
                 compute = dry.compute_bytes

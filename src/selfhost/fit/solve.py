@@ -116,8 +116,8 @@ def fit_answer(
 ) -> dict[str, Any]:
     """Everything `selfhost fit --json` prints (DESIGN.md §2 contract plus additive fields)."""
     p = plan(spec, req)
-    # The headline plan may ask llama.cpp for its compute buffer (a dry run, about a second); the searches below plan
-    # hundreds of variants, with the formula.
+    # The headline plan may ask llama.cpp for its compute buffer (a dry run, about half a second); the searches
+    # below plan hundreds of variants, with the formula.
     req = replace(req, dry_run=False)
     quants = candidate_quants(spec, req.engine)
     max_ctx = {q: max_context(spec, req, q) for q in quants}

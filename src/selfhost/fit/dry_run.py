@@ -11,7 +11,6 @@ build of llama-server may differ slightly, and GPU backends size their buffers t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -52,7 +51,6 @@ def llamacpp_dry_run(path: Path, cfg: LlamaCppKVConfig, flash_attn: bool, n_outp
 
 def _run(path: Path, cfg: LlamaCppKVConfig, flash_attn: bool, n_outputs_max: int | None) -> DryRun | str:
     job = json.dumps({"path": str(path), "cfg": asdict(cfg), "flash_attn": flash_attn, "n_outputs_max": n_outputs_max})
-    env = dict(os.environ, PYTHONFAULTHANDLER="0")
     try:
         r = subprocess.run(
             [sys.executable, "-m", "selfhost.fit.dry_run"],
@@ -60,7 +58,6 @@ def _run(path: Path, cfg: LlamaCppKVConfig, flash_attn: bool, n_outputs_max: int
             capture_output=True,
             text=True,
             timeout=_TIMEOUT_S,
-            env=env,
         )
     except subprocess.TimeoutExpired:
         return f"llama.cpp's dry run took over {_TIMEOUT_S:.0f} s"

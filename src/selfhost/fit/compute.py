@@ -44,7 +44,7 @@ def llamacpp_compute_bytes(
     # without) stay allocated beside one layer's feed-forward rows.
     mask_bytes = F16 if flash_attn else F32
     masks = sum(c.cells * ub * mask_bytes for c in llamacpp_kv(spec, cfg).caches) if spec.n_layers else 0
-    ffn = (3 * (spec.intermediate_size or 0) + 4 * spec.hidden_size) * ub * F32 + masks
+    ffn = (_ffn_rows(spec) + 4 * spec.hidden_size) * ub * F32 + masks
     per_token, per_seq = _recurrent_rows(spec)
     recurrent = (per_token * ub + per_seq * cfg.n_parallel) * F32
     if flash_attn:
@@ -54,6 +54,40 @@ def llamacpp_compute_bytes(
     qkv = (spec.n_heads + 2 * max(spec.n_kv_heads_per_layer, default=0)) * spec.head_dim
     attention = spec.n_heads * cells * ub * F32 + masks + (qkv + 4 * spec.hidden_size) * ub * F32
     return max(logits, attention, ffn, recurrent)
+
+
+def _ffn_widths(spec: ModelSpec) -> tuple[int, int]:
+    """(the widest dense feed-forward, the widest routed expert's), from the tensors when the spec has them (a dense
+    layer's ffn_up, an expert stack's ffn_up_exps [hidden, width, experts]), else from the config."""
+    dense = expert = 0
+    for t in spec.tensors:
+        if len(t.shape) < 2:
+            continue
+        if t.name.endswith((".ffn_up.weight", ".ffn_gate.weight")):
+            width = t.shape[1] // 2 if t.name.endswith("ffn_up.weight") and _fused_gate_up(spec) else t.shape[1]
+            dense = max(dense, width)
+        elif t.name.endswith((".ffn_up_exps.weight", ".ffn_gate_exps.weight")) and len(t.shape) == 3:
+            expert = max(expert, t.shape[1])
+    if not spec.tensors:
+        dense = int(spec.intermediate_size or 0)
+        if spec.n_experts_used:
+            expert = int(spec.extra.get("expert_ffn_size") or dense)
+            dense = int(spec.extra.get("dense_ffn_size") or 0) if spec.extra.get("expert_ffn_size") else 0
+    return dense, expert
+
+
+def _fused_gate_up(spec: ModelSpec) -> bool:
+    """Phi-3 keeps gate and up in one ffn_up tensor (2 × the width; no ffn_gate)."""
+    names = {t.name.rsplit(".", 2)[-2] for t in spec.tensors if t.name.startswith("blk.")}
+    return "ffn_gate" not in names and "ffn_up" in names and spec.architecture in ("phi3",)
+
+
+def _ffn_rows(spec: ModelSpec) -> int:
+    """f32 values per token of the widest layer's feed-forward at its peak: gate, up and their product at the
+    feed-forward width (llm_graph_context::build_ffn); in a mixture of experts, each of the experts a token uses
+    computes its own three rows (build_moe_ffn: mul_mat_id outputs [width, experts used, tokens])."""
+    dense, expert = _ffn_widths(spec)
+    return max(3 * dense, 3 * expert * max(spec.n_experts_used, 1))
 
 
 def _recurrent_rows(spec: ModelSpec) -> tuple[int, int]:

@@ -12,6 +12,12 @@ the converter knows; it pads the vocabulary to `vocab_size` with [PAD] tokens), 
 written from Gemma 3's vocabulary (for converters that read only tokenizer.model: Gemma 2, Phi-3, and vocabularies
 smaller than 49,152, which BPE cannot stand in for).
 
+A shape-only build (`shape_only=True`, `--shape-only`) has the same header, metadata and tensor table but no weights:
+the model is made on PyTorch's meta device, its safetensors and the GGUF are written with their data regions left as
+holes (sparse files: a published width takes no disk and seconds to write). llama.cpp's dry run (fit/dry_run.py)
+reads only the header, so such a file answers what llama.cpp would allocate for a model at its published width; it
+cannot be loaded for real (its weights read as zeros) nor quantized.
+
 Builds are keyed: the file name holds a hash of everything that shapes the file (config, layers, width, outtype,
 quant, the converter's version, the tokenizer), so a rerun reuses only an identical build. Files are written in a
 temporary directory and renamed into place when complete.
@@ -189,9 +195,12 @@ def _converter_version() -> str:
     return metadata.version("llama-cpp-python")
 
 
-def build_key(arch: ZooArchitecture, width: Width, outtype: str = "f16", quant: str | None = None) -> str:
+def build_key(
+    arch: ZooArchitecture, width: Width, outtype: str = "f16", quant: str | None = None, shape_only: bool = False
+) -> str:
     """16 hex digits naming a build: changes whenever anything that shapes the file changes."""
     doc = {
+        "shape_only": shape_only,
         "zoo": ZOO_FORMAT,
         "config": model_config(arch, width),
         "layers": arch.layers,
@@ -365,8 +374,9 @@ def _quiet() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _write_hf_dir(arch: ZooArchitecture, width: Width, hf_dir: Path) -> None:
-    """A Hugging Face model directory with random weights (seeded), the tokenizer and, for vision, preprocessing."""
+def _write_hf_dir(arch: ZooArchitecture, width: Width, hf_dir: Path, shape_only: bool = False) -> None:
+    """A Hugging Face model directory with random weights (seeded), the tokenizer and, for vision, preprocessing.
+    SHAPE_ONLY: the weights are holes (see the module's docstring)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
@@ -377,8 +387,14 @@ def _write_hf_dir(arch: ZooArchitecture, width: Width, hf_dir: Path) -> None:
         config = AutoConfig.for_model(cfg["model_type"], **kw)
         factory = AutoModelForImageTextToText if arch.is_vision else AutoModelForCausalLM
         torch.manual_seed(_SEED)
-        model = factory.from_config(config, dtype=torch.bfloat16)
-        model.save_pretrained(str(hf_dir))
+        if shape_only:
+            with torch.device("meta"):
+                model = factory.from_config(config, dtype=torch.bfloat16)
+            model.config.save_pretrained(str(hf_dir))
+            _write_sparse_safetensors(hf_dir / "model.safetensors", _saved_tensors(model))
+        else:
+            model = factory.from_config(config, dtype=torch.bfloat16)
+            model.save_pretrained(str(hf_dir))
         del model
     saved = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
     if "architectures" in cfg.get("text_config", {}):
@@ -389,25 +405,77 @@ def _write_hf_dir(arch: ZooArchitecture, width: Width, hf_dir: Path) -> None:
     if arch.preprocessor is not None:
         (hf_dir / "preprocessor_config.json").write_text(json.dumps(arch.preprocessor), encoding="utf-8")
     if arch.tensor_renames:
-        _rename_tensors(hf_dir, arch.tensor_renames)
+        _rename_tensors(hf_dir, arch.tensor_renames, shape_only)
     if arch.mxfp4_experts:
-        _experts_to_mxfp4(hf_dir)
+        _experts_to_mxfp4(hf_dir, shape_only)
     _write_tokenizer(arch, cfg, hf_dir)
 
 
-def _rewrite_tensors(hf_dir: Path, transform: Callable[[str, Any], dict[str, Any]]) -> None:
-    """Rewrite every safetensors file of HF_DIR through TRANSFORM(name, tensor) -> {new name: tensor}."""
+def _saved_tensors(model: Any) -> dict[str, Any]:
+    """The tensors save_pretrained would write, under the names it would write them (meta tensors): the state dict
+    less the tied copies, with transformers' weight conversions reverted (fused experts back to the checkpoint's
+    per-expert layout, module paths back to the published names)."""
+    from transformers.core_model_loading import revert_weight_conversion
+    from transformers.modeling_utils import remove_tied_weights_from_state_dict
+
+    state = remove_tied_weights_from_state_dict(model.state_dict(), model)
+    return dict(revert_weight_conversion(model, state))
+
+
+# safetensors' dtype names (the format's spec)
+_ST_DTYPES = {"torch.bfloat16": "BF16", "torch.float16": "F16", "torch.float32": "F32", "torch.uint8": "U8"}
+
+
+def _write_sparse_safetensors(path: Path, tensors: dict[str, Any]) -> None:
+    """A safetensors file whose header names TENSORS (meta tensors: shapes and dtypes only) and whose data region is a
+    hole of the right size: every weight reads as zero, nothing is written."""
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, t in tensors.items():
+        nbytes = t.numel() * t.element_size()
+        header[name] = {
+            "dtype": _ST_DTYPES[str(t.dtype)],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        f.truncate(8 + len(raw) + offset)
+
+
+def _read_safetensors_shapes(path: Path) -> dict[str, Any]:
+    """The tensors a safetensors file holds, as meta tensors (its header only)."""
+    import torch
+
+    by_name = {v: getattr(torch, k.removeprefix("torch.")) for k, v in _ST_DTYPES.items()}
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    ordered = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
+    return {k: torch.empty(v["shape"], dtype=by_name[v["dtype"]], device="meta") for k, v in ordered}
+
+
+def _rewrite_tensors(hf_dir: Path, transform: Callable[[str, Any], dict[str, Any]], shape_only: bool = False) -> None:
+    """Rewrite every safetensors file of HF_DIR through TRANSFORM(name, tensor) -> {new name: tensor} (meta tensors
+    and a sparse file when SHAPE_ONLY)."""
     from safetensors.torch import load_file, save_file
 
     renamed: dict[str, list[str]] = {}
     for st in sorted(hf_dir.glob("*.safetensors")):
         out: dict[str, Any] = {}
-        for name, t in load_file(str(st)).items():
+        for name, t in (_read_safetensors_shapes(st) if shape_only else load_file(str(st))).items():
             got = transform(name, t)
             out |= got
             if list(got) != [name]:
                 renamed[name] = list(got)
-        save_file(out, str(st), metadata={"format": "pt"})
+        if shape_only:
+            _write_sparse_safetensors(st, out)
+        else:
+            save_file(out, str(st), metadata={"format": "pt"})
     index = hf_dir / "model.safetensors.index.json"
     if index.is_file() and renamed:
         doc = json.loads(index.read_text(encoding="utf-8"))
@@ -418,7 +486,7 @@ def _rewrite_tensors(hf_dir: Path, transform: Callable[[str, Any], dict[str, Any
         index.write_text(json.dumps(doc, indent=2), encoding="utf-8")
 
 
-def _rename_tensors(hf_dir: Path, prefixes: dict[str, str]) -> None:
+def _rename_tensors(hf_dir: Path, prefixes: dict[str, str], shape_only: bool = False) -> None:
     """Tensor names back to the published checkpoint's (transformers 5 saves some under its own module paths)."""
 
     def rename(name: str, t: Any) -> dict[str, Any]:
@@ -427,10 +495,10 @@ def _rename_tensors(hf_dir: Path, prefixes: dict[str, str]) -> None:
                 return {new + name[len(old) :]: t}
         return {name: t}
 
-    _rewrite_tensors(hf_dir, rename)
+    _rewrite_tensors(hf_dir, rename, shape_only)
 
 
-def _experts_to_mxfp4(hf_dir: Path) -> None:
+def _experts_to_mxfp4(hf_dir: Path, shape_only: bool = False) -> None:
     """Replace bf16 expert weights with random MXFP4 blocks in gpt-oss's published layout: for each projection,
     `*_blocks` uint8 [experts, out, in/32, 16] (two 4-bit codes a byte) and `*_scales` uint8 [experts, out, in/32]
     (E8M0 exponents), plus quantization_config quant_method mxfp4, which the converter repacks into GGUF MXFP4."""
@@ -445,12 +513,16 @@ def _experts_to_mxfp4(hf_dir: Path) -> None:
         n_exp, n_in, n_out = t.shape
         if n_in % 32:
             raise BackendError(f"{name}: {n_in} inputs is not a multiple of the MXFP4 block (32)")
+        if shape_only:
+            blocks = torch.empty((n_exp, n_out, n_in // 32, 16), dtype=torch.uint8, device="meta")
+            scales = torch.empty((n_exp, n_out, n_in // 32), dtype=torch.uint8, device="meta")
+            return {name + "_blocks": blocks, name + "_scales": scales}
         blocks = torch.randint(0, 256, (n_exp, n_out, n_in // 32, 16), dtype=torch.uint8, generator=gen)
         # E8M0 exponents 118..122: element scales 2^-9..2^-5, small finite weights (255 would be NaN)
         scales = torch.randint(118, 123, (n_exp, n_out, n_in // 32), dtype=torch.uint8, generator=gen)
         return {name + "_blocks": blocks, name + "_scales": scales}
 
-    _rewrite_tensors(hf_dir, to_mxfp4)
+    _rewrite_tensors(hf_dir, to_mxfp4, shape_only)
     cfg_path = hf_dir / "config.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg["quantization_config"] = {
@@ -470,8 +542,26 @@ import json, sys, time, traceback
 jobs = json.load(open(sys.argv[1]))
 sys.argv = [sys.argv[0]]
 import convert_hf_to_gguf as c
+import gguf
+
+write_data = gguf.GGUFWriter.write_tensors_to_file
+
+
+def write_holes(self, *, progress=False):
+    # a shape-only build: the data region is left as a hole (the lazy tensors are never computed)
+    self.write_ti_data_to_file()
+    for fout, tensors in zip(self.fout, self.tensors):
+        self.write_padding(fout, fout.tell())
+        for ti in tensors.values():
+            fout.seek(gguf.GGUFWriter.ggml_pad(ti.nbytes, self.data_alignment), 1)
+            ti.tensor = None
+        fout.truncate(fout.tell())
+    self.state = gguf.gguf_writer.WriterState.WEIGHTS
+
+
 with open(jobs["results"], "a") as res:
     for job in jobs["jobs"]:
+        gguf.GGUFWriter.write_tensors_to_file = write_holes if job.get("shape_only") else write_data
         sys.argv = ["convert_hf_to_gguf.py", *job["args"]]
         err = None
         t0 = time.perf_counter()
@@ -487,15 +577,17 @@ with open(jobs["results"], "a") as res:
 """
 
 
-def _convert_jobs(jobs: list[tuple[str, list[str]]], log: Path) -> dict[str, str | None]:
+def _convert_jobs(jobs: list[tuple[str, list[str]]], log: Path, shape_only: bool = False) -> dict[str, str | None]:
     """Run convert_hf_to_gguf.py's main() for each (id, args) in one process (torch is imported once, not per job):
-    {id: None when it converted, else the error}."""
+    {id: None when it converted, else the error}. SHAPE_ONLY: the GGUFs' data regions are left as holes."""
     from selfhost.tune.export import converters_dir
 
     where = converters_dir()
     results = log.with_suffix(".results")
     spec = log.with_suffix(".jobs.json")
-    spec.write_text(json.dumps({"results": str(results), "jobs": [{"id": i, "args": a} for i, a in jobs]}))
+    spec.write_text(
+        json.dumps({"results": str(results), "jobs": [{"id": i, "args": a, "shape_only": shape_only} for i, a in jobs]})
+    )
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(where / "gguf-py"), str(where)])}
     with open(log, "w") as logf:
         done = subprocess.run(
@@ -542,13 +634,15 @@ class _Plan:
     outtype: str
     quant: str | None
     out_dir: Path
+    shape_only: bool = False
     key: str = ""
     tmp: Path = field(default_factory=Path)
 
     @property
     def stem(self) -> str:
         q = f"-{self.quant.lower()}" if self.quant else ""
-        return f"{self.arch.name}-{self.width}-{self.outtype}{q}-{self.key}"
+        shapes = "-shapes" if self.shape_only else ""
+        return f"{self.arch.name}-{self.width}-{self.outtype}{q}{shapes}-{self.key}"
 
     @property
     def path(self) -> Path:
@@ -570,15 +664,19 @@ def build_many(
     out_dir: Path | None = None,
     outtype: str = "f16",
     quant: str | None = None,
+    shape_only: bool = False,
 ) -> dict[str, ZooModel | BackendError]:
-    """Build (or reuse) each named architecture: {name: ZooModel, or the error that stopped it}. Small builds share
-    one converter process; published ones are built one at a time to bound memory and disk."""
+    """Build (or reuse) each named architecture: {name: ZooModel, or the error that stopped it}. Small builds and
+    shape-only ones share one converter process; other published ones are built one at a time to bound memory and
+    disk. SHAPE_ONLY: headers without weights (see the module's docstring); no quantization."""
+    if shape_only and quant:
+        raise UsageError("a shape-only build has no weights to quantize", "leave out --quant")
     out_dir = default_out_dir() if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plans = []
     for n in names:
-        p = _Plan(architecture(n), width, outtype, quant, out_dir)
-        p.key = build_key(p.arch, width, outtype, quant)
+        p = _Plan(architecture(n), width, outtype, quant, out_dir, shape_only)
+        p.key = build_key(p.arch, width, outtype, quant, shape_only)
         plans.append(p)
     result: dict[str, ZooModel | BackendError] = {}
     todo = []
@@ -587,7 +685,7 @@ def build_many(
             result[p.arch.name] = p.model(0.0, reused=True)
         else:
             todo.append(p)
-    groups = [todo] if width == "small" else [[p] for p in todo]
+    groups = [todo] if width == "small" or shape_only else [[p] for p in todo]
     for group in groups:
         if group:
             result |= _build_group(group)
@@ -604,7 +702,7 @@ def _build_group(group: list[_Plan]) -> dict[str, ZooModel | BackendError]:
             t0 = time.perf_counter()
             p.tmp = staging / p.arch.name
             try:
-                _write_hf_dir(p.arch, p.width, p.tmp / "hf")
+                _write_hf_dir(p.arch, p.width, p.tmp / "hf", p.shape_only)
             except Exception as e:  # a config transformers rejects: reported for this architecture only
                 out[p.arch.name] = BackendError(f"{p.arch.name}: transformers could not build it: {e}")
                 continue
@@ -615,7 +713,7 @@ def _build_group(group: list[_Plan]) -> dict[str, ZooModel | BackendError]:
                 args = [hf, "--mmproj", "--outfile", str(p.tmp / "mmproj.gguf"), "--outtype", p.outtype]
                 jobs.append((p.arch.name + ":mmproj", args))
         t_conv = time.perf_counter()
-        errors = _convert_jobs(jobs, staging / "convert.log") if jobs else {}
+        errors = _convert_jobs(jobs, staging / "convert.log", group[0].shape_only) if jobs else {}
         conv_each = (time.perf_counter() - t_conv) / max(1, len(started))
         for p in group:
             name = p.arch.name
@@ -654,10 +752,15 @@ def _finish(p: _Plan) -> None:
 
 
 def build(
-    arch: str, width: Width, out_dir: Path | None = None, outtype: str = "f16", quant: str | None = None
+    arch: str,
+    width: Width,
+    out_dir: Path | None = None,
+    outtype: str = "f16",
+    quant: str | None = None,
+    shape_only: bool = False,
 ) -> ZooModel:
     """Build (or reuse) one architecture's GGUF at WIDTH; raises BackendError when it cannot be built."""
-    got = build_many([arch], width, out_dir, outtype, quant)[arch]
+    got = build_many([arch], width, out_dir, outtype, quant, shape_only)[arch]
     if isinstance(got, BackendError):
         raise got
     return got
@@ -672,6 +775,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help=f"output directory (default: {default_out_dir()})")
     ap.add_argument("--outtype", default="f16", choices=["f32", "f16", "bf16", "q8_0"])
     ap.add_argument("--quant", default=None, help="llama-quantize type, e.g. Q4_K_M")
+    ap.add_argument("--shape-only", action="store_true", help="headers and tensor tables only, weights left as holes")
     ap.add_argument("--list", action="store_true", help="list the architectures and exit")
     args = ap.parse_args(argv)
     if args.list:
@@ -686,10 +790,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     # small builds share one converter process; published ones print as each ends
-    groups = [names] if args.width == "small" else [[n] for n in names]
+    groups = [names] if args.width == "small" or args.shape_only else [[n] for n in names]
     failed = 0
     for group in groups:
-        for name, got in build_many(group, args.width, args.out, args.outtype, args.quant).items():
+        built = build_many(group, args.width, args.out, args.outtype, args.quant, args.shape_only)
+        for name, got in built.items():
             if isinstance(got, BackendError):
                 failed += 1
                 print(f"{name}\tFAILED\t{got}", flush=True)

@@ -1,0 +1,123 @@
+"""fit's compute-buffer formula (fit/compute.py) against llama.cpp's own allocator, at published widths, on every
+zoo architecture and a grid of settings; training rows marked, the rest held out.
+
+Truth: llama.cpp's dry run (model params no_alloc, the mode its `--fit` uses; selfhost.backends.llamacpp_probe),
+which sizes every buffer with the allocator a real load uses. It equals llama-server's logged compute buffer on
+63 of 63 rows at the small width and a real load's on 12 of 12 at published widths (benchmarks/RESULTS.md,
+tests/fit/test_dry_run.py). The files are shape-only zoo builds (selfhost.fit.zoo, shape_only=True): a published
+model's header and tensor table with the weights left as holes, so every architecture at its published width costs
+seconds and no disk. tests/fit/test_zoo_shapes.py checks that such a header equals a real build's.
+
+Grid (32 settings per model): n_ctx 4096 and 32768; 1 and 4 sequences; ubatch 512 and 2048; flash attention on and
+off; outputs as llama-cpp-python reserves them (every token of the micro-batch) and as llama-server does (one per
+slot). F16 KV. Error = (formula − allocator) / allocator.
+
+Training rows (constants or rows of the formula were read off them): the embedded SmolLM2 and Gemma 3 270M (the
+logits and attention terms), Mistral-7B and Llama-2-7B (the attention term's Q, K, V rows), Mixtral-8x7B (the
+mixture-of-experts rows: each expert a token uses computes its own gate, up and product). Every other row is held out.
+
+Deterministic (the allocator's sizes do not vary run to run); the times are one run.
+
+Run: .venv/bin/python benchmarks/bench_fit_compute.py [--arch NAME ...] [--rows]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+from pathlib import Path
+
+MIB = 2**20
+TRAINING = {"smollm2-135m", "gemma3-270m", "mistral-7b", "llama2-7b", "mixtral-8x7b"}
+GRID = list(itertools.product([4096, 32768], [1, 4], [512, 2048], [True, False], ["in-process", "llama-server"]))
+
+
+def _summary(errors: list[float]) -> str:
+    if not errors:
+        return "no rows"
+    within = sum(abs(e) <= 5 for e in errors)
+    mags = sorted(abs(e) for e in errors)
+    worst = max(errors, key=abs)
+    p90 = mags[min(len(mags) - 1, int(0.9 * len(mags)))]
+    return (
+        f"within 5 %: {within} of {len(errors)}; median |error| {statistics.median(mags):.1f} %, "
+        f"90th percentile {p90:.1f} %, worst {worst:+.1f} %"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", action="append", help="zoo architectures (default: every one llama.cpp supports)")
+    ap.add_argument("--rows", action="store_true", help="print every row outside 5 %")
+    args = ap.parse_args()
+
+    from selfhost.backends.llamacpp_probe import llamacpp_probe
+    from selfhost.errors import BackendError
+    from selfhost.fit import zoo
+    from selfhost.fit.compute import llamacpp_compute_bytes
+    from selfhost.fit.kv import LlamaCppKVConfig
+    from selfhost.models.embedded import available_embedded
+    from selfhost.models.resolve import resolve_model
+
+    names = args.arch or [a.name for a in zoo.architectures() if a.supported_by_llama_cpp]
+    t0 = time.perf_counter()
+    built = zoo.build_many(names, "published", shape_only=True)
+    build_s = time.perf_counter() - t0
+    models: dict[str, Path] = {} if args.arch else dict(available_embedded())
+    for name, m in built.items():
+        if isinstance(m, BackendError):
+            print(f"{name}: not built ({m})")
+            continue
+        models[name] = m.path
+    print(f"shape-only builds: {len(built)} in {build_s:.1f} s (reused ones take 0 s)\n")
+
+    print("| model | set | rows within 5 % | median abs error | worst | worst setting |")
+    print("|---|---|---|---|---|---|")
+    held: list[float] = []
+    trained: list[float] = []
+    by_kind: dict[str, list[float]] = {}
+    outside: list[str] = []
+    t0 = time.perf_counter()
+    for name, path in models.items():
+        spec = resolve_model(str(path))
+        errors: list[tuple[float, str]] = []
+        with llamacpp_probe(path, dry_run=True) as probe:
+            for n_ctx, seqs, ub, fa, outputs in GRID:
+                cfg = LlamaCppKVConfig(n_ctx=n_ctx, n_parallel=seqs, n_ubatch=ub)
+                n_out = seqs if outputs == "llama-server" else None
+                truth = probe.context_report(cfg, fa, n_outputs_max=n_out).compute_mib * MIB
+                formula = llamacpp_compute_bytes(spec, cfg, fa, n_out)
+                err = (formula - truth) / truth * 100
+                where = f"n_ctx {n_ctx} seqs {seqs} ub {ub} fa {'on' if fa else 'off'} {outputs}"
+                errors.append((err, where))
+                by_kind.setdefault(f"flash attention {'on' if fa else 'off'}, {outputs} outputs", []).append(err)
+                if abs(err) > 5:
+                    outside.append(f"{name}: {where}: {formula / MIB:.1f} MiB vs {truth / MIB:.1f} ({err:+.1f} %)")
+        train = name in TRAINING
+        (trained if train else held).extend(e for e, _ in errors)
+        if not train:
+            pass
+        worst = max(errors, key=lambda e: abs(e[0]))
+        within = sum(abs(e) <= 5 for e, _ in errors)
+        mags = [abs(e) for e, _ in errors]
+        print(
+            f"| {name} | {'training' if train else 'held out'} | {within} of {len(errors)} | "
+            f"{statistics.median(mags):.1f} % | {worst[0]:+.1f} % | {worst[1]} |"
+        )
+    dry_s = time.perf_counter() - t0
+    print()
+    print(f"- held out: {_summary(held)}")
+    print(f"- training: {_summary(trained)}")
+    for kind, errs in sorted(by_kind.items()):
+        print(f"- {kind} (all rows): {_summary(errs)}")
+    print(f"- {len(models) * len(GRID)} dry runs in {dry_s:.1f} s")
+    if args.rows:
+        print("\nrows outside 5 %:")
+        for line in outside:
+            print(f"  {line}")
+
+
+if __name__ == "__main__":
+    main()

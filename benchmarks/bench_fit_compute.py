@@ -97,8 +97,6 @@ def main() -> None:
                     outside.append(f"{name}: {where}: {formula / MIB:.1f} MiB vs {truth / MIB:.1f} ({err:+.1f} %)")
         train = name in TRAINING
         (trained if train else held).extend(e for e, _ in errors)
-        if not train:
-            pass
         worst = max(errors, key=lambda e: abs(e[0]))
         within = sum(abs(e) <= 5 for e, _ in errors)
         mags = [abs(e) for e, _ in errors]

@@ -176,8 +176,25 @@ def spec_from_hf_config(
         tokenizer=tokenizer or TokenizerFacts(),
         chat_template=chat_template,
         derived=derived,
-        extra={"hf_model_type": model_type, "tie_word_embeddings": bool(c.get("tie_word_embeddings"))},
+        extra={"hf_model_type": model_type, "tie_word_embeddings": bool(c.get("tie_word_embeddings"))}
+        | _ffn_sizes(c, n_experts),
     )
+
+
+def _ffn_sizes(c: dict[str, Any], n_experts: int) -> dict[str, int]:
+    """A mixture of experts' feed-forward widths: each routed expert's (moe_intermediate_size where the config has
+    one, else intermediate_size, as Mixtral and gpt-oss name it) and the dense layers' where some layers are dense
+    (DeepSeek's first_k_dense_replace, Qwen-MoE's mlp_only_layers or a decoder_sparse_step over 1)."""
+    if n_experts <= 1:
+        return {}
+    ff = int(c.get("intermediate_size") or 0)
+    moe = c.get("moe_intermediate_size")
+    if not moe:
+        return {"expert_ffn_size": ff, "dense_ffn_size": 0}
+    has_dense = bool(c.get("first_k_dense_replace") or c.get("mlp_only_layers")) or int(
+        c.get("decoder_sparse_step") or 1
+    ) > 1
+    return {"expert_ffn_size": int(moe), "dense_ffn_size": ff if has_dense else 0}
 
 
 def read_safetensors_header(path: Path) -> list[TensorInfo]:

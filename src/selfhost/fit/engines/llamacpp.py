@@ -10,7 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from selfhost.errors import UsageError
-from selfhost.fit.compute import llamacpp_compute_bytes, llamacpp_output_bytes, llamacpp_vocab_bytes
+from selfhost.fit.compute import (
+    FORMULA_HELD_OUT,
+    llamacpp_compute_bytes,
+    llamacpp_output_bytes,
+    llamacpp_vocab_bytes,
+)
 from selfhost.fit.cpu_work import llamacpp_cpu_work_bytes
 from selfhost.fit.dry_run import DRY_RUN_SOURCE, DryRun, llamacpp_dry_run
 from selfhost.fit.engines.base import GIB, MIB, Engine, register
@@ -249,7 +254,12 @@ class LlamaCppEngine(Engine):
                     f"{sum(kv_layers) / MIB:.2f} MiB: this architecture has a cache rule fit does not know"
                 )
         elif dry is not None:
-            notes.append(f"compute buffer: fit's formula (estimated); {dry}")
+            notes.append(f"compute buffer: fit's formula (estimated; {FORMULA_HELD_OUT}); {dry}")
+        else:
+            notes.append(
+                f"compute buffer: fit's formula (estimated; {FORMULA_HELD_OUT}); for a local GGUF on the CPU, "
+                "llama.cpp's own dry run answers instead"
+            )
         if per_slot:  # llama-server (its output rule); not llama-cpp-python in-process, nor Ollama
             notes.append(
                 "host RAM is for the llama-server process with one slot's context full and logits for one token per "

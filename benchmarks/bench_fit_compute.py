@@ -16,6 +16,11 @@ Training rows (constants or rows of the formula were read off them): the embedde
 logits and attention terms), Mistral-7B and Llama-2-7B (the attention term's Q, K, V rows), Mixtral-8x7B (the
 mixture-of-experts rows: each expert a token uses computes its own gate, up and product). Every other row is held out.
 
+Then the offline catalog's models (selfhost.models.catalog), each built from its published config values as
+`fit --shape-dry-run` builds it (fit/config_dry_run.py: 8 layers for the compute buffer), and with every layer to
+check fit's KV rules against llama.cpp's KV buffer at 4 settings. Held out, but for two entries with a training
+model's widths (CATALOG_SEEN).
+
 Deterministic (the allocator's sizes do not vary run to run); the times are one run.
 
 Run: .venv/bin/python benchmarks/bench_fit_compute.py [--arch NAME ...] [--rows]
@@ -31,6 +36,9 @@ from pathlib import Path
 
 MIB = 2**20
 TRAINING = {"smollm2-135m", "gemma3-270m", "mistral-7b", "llama2-7b", "mixtral-8x7b"}
+# catalog entries that are (nearly) a training model: Mixtral-8x7B-Instruct has Mixtral-8x7B's widths, Mistral-7B v0.3
+# Mistral-7B v0.1's but for a 768 tokens larger vocabulary
+CATALOG_SEEN = {"mixtral-8x7b", "mistral-7b-v0.3"}
 GRID = list(itertools.product([4096, 32768], [1, 4], [512, 2048], [True, False], ["in-process", "llama-server"]))
 
 
@@ -51,6 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", action="append", help="zoo architectures (default: every one llama.cpp supports)")
     ap.add_argument("--rows", action="store_true", help="print every row outside 5 %")
+    ap.add_argument("--no-catalog", action="store_true", help="leave out the catalog's models")
     args = ap.parse_args()
 
     from selfhost.backends.llamacpp_probe import llamacpp_probe
@@ -104,17 +113,83 @@ def main() -> None:
             f"| {name} | {'training' if train else 'held out'} | {within} of {len(errors)} | "
             f"{statistics.median(mags):.1f} % | {worst[0]:+.1f} % | {worst[1]} |"
         )
+    catalog: list[float] = []
+    catalog_rows = _catalog(args.arch is not None or args.no_catalog, catalog)
     dry_s = time.perf_counter() - t0
     print()
     print(f"- held out: {_summary(held)}")
     print(f"- training: {_summary(trained)}")
     for kind, errs in sorted(by_kind.items()):
         print(f"- {kind} (all rows): {_summary(errs)}")
-    print(f"- {len(models) * len(GRID)} dry runs in {dry_s:.1f} s")
+    if catalog:
+        print(f"- the catalog's models (held out): {_summary(catalog)}")
+        print(f"- zoo and catalog, held out: {_summary(held + catalog)}")
+    n_runs = len(models) * len(GRID) + catalog_rows
+    print(f"- {n_runs} dry runs in {dry_s:.1f} s (the catalog's shape-only builds included)")
     if args.rows:
         print("\nrows outside 5 %:")
         for line in outside:
             print(f"  {line}")
+
+
+def _catalog(skip: bool, out: list[float]) -> int:
+    """The offline catalog's models (selfhost.models.catalog: published config values), each built from its config as
+    fit --shape-dry-run builds it (fit/config_dry_run.py, 8 layers) for the compute buffer, and with every layer for
+    the KV cache, which fit's rules must size exactly. Held out but for CATALOG_SEEN. Returns the dry runs made."""
+    if skip:
+        return 0
+    from selfhost.fit.compute import llamacpp_compute_bytes
+    from selfhost.fit.config_dry_run import config_gguf
+    from selfhost.fit.dry_run import DryRun, llamacpp_dry_run
+    from selfhost.fit.kv import LlamaCppKVConfig, llamacpp_kv
+    from selfhost.models.catalog import catalog_entries
+    from selfhost.models.resolve import resolve_model
+
+    print("\nThe catalog's models, from their configs (held out):\n")
+    print("| model | set | compute rows within 5 % | median abs error | worst | worst setting | KV (every layer) |")
+    print("|---|---|---|---|---|---|---|")
+    made = 0
+    for entry in catalog_entries():
+        spec = resolve_model(entry.name)
+        if "hf_config" not in spec.extra:
+            continue  # an embedded model: its GGUF is above
+        path = config_gguf(spec)
+        full = config_gguf(spec, layers=spec.n_layers)
+        if isinstance(path, str) or isinstance(full, str):
+            print(f"| {entry.name} | not built: {path if isinstance(path, str) else full} |  |  |  |  |  |")
+            continue
+        errors: list[tuple[float, str]] = []
+        kv_errors: list[float] = []
+        for n_ctx, seqs, ub, fa, outputs in GRID:
+            cfg = LlamaCppKVConfig(n_ctx=n_ctx, n_parallel=seqs, n_ubatch=ub)
+            n_out = seqs if outputs == "llama-server" else None
+            dry = llamacpp_dry_run(path, cfg, fa, n_out)
+            made += 1
+            if not isinstance(dry, DryRun):
+                print(f"| {entry.name} | dry run failed: {dry} |  |  |  |  |  |")
+                break
+            formula = llamacpp_compute_bytes(spec, cfg, fa, n_out)
+            err = (formula - dry.compute_bytes) / dry.compute_bytes * 100
+            errors.append((err, f"n_ctx {n_ctx} seqs {seqs} ub {ub} fa {'on' if fa else 'off'} {outputs}"))
+            if fa and outputs == "llama-server" and ub == 512:  # the KV cache does not depend on the rest
+                kv = llamacpp_dry_run(full, cfg, fa, n_out)
+                made += 1
+                if isinstance(kv, DryRun) and kv.kv_cache_bytes:
+                    kv_errors.append((llamacpp_kv(spec, cfg).bytes - kv.kv_cache_bytes) / kv.kv_cache_bytes * 100)
+        if not errors:
+            continue
+        if entry.name not in CATALOG_SEEN:
+            out.extend(e for e, _ in errors)
+        worst = max(errors, key=lambda e: abs(e[0]))
+        within = sum(abs(e) <= 5 for e, _ in errors)
+        kv_worst = f"worst {max(kv_errors, key=abs):+.2f} % ({len(kv_errors)} settings)" if kv_errors else "n/a"
+        seen = "as training" if entry.name in CATALOG_SEEN else "held out"
+        median = statistics.median(abs(e) for e, _ in errors)
+        print(
+            f"| {entry.name} | {seen} | {within} of {len(errors)} | {median:.1f} % | "
+            f"{worst[0]:+.1f} % | {worst[1]} | {kv_worst} |"
+        )
+    return made
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ class FitRequest:
     # llama.cpp on the CPU with a local GGUF: take the compute buffer from llama.cpp's own allocator in a dry run
     # (fit/dry_run.py) instead of the formula. Off by default: the solver plans hundreds of variants.
     dry_run: bool = False
+    # ... and for a model known only by its config, on a GGUF header built from it (fit/config_dry_run.py)
+    config_dry_run: bool = False
 
 
 @dataclass

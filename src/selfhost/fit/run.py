@@ -54,6 +54,12 @@ class FitOptions:
         flag="--no-dry-run",
         invert=True,
     )
+    config_dry_run: bool = setting(
+        False,
+        "For a model without a local GGUF (catalog, config.json): build its GGUF header from the config, weights left "
+        "out (needs selfhost[tune]; seconds, cached), and take the compute buffer from llama.cpp's dry run on it.",
+        flag="--shape-dry-run",
+    )
     verify: bool = setting(False, "Load the model in llama.cpp here and compare every component.")
     from_log: Path | None = setting(None, "A llama.cpp or vLLM startup log: show predicted vs logged.", path="in")
 
@@ -86,6 +92,7 @@ def fit_request(spec: ModelSpec, o: FitOptions, measure_bandwidth: bool = True) 
         kv_cache_memory_bytes=None if o.kv_cache_memory is None else int(o.kv_cache_memory * 1024**3),
         mmproj=o.mmproj,
         dry_run=o.dry_run,
+        config_dry_run=o.config_dry_run and o.dry_run,
     )
     return req, bandwidth
 

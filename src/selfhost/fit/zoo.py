@@ -56,6 +56,7 @@ __all__ = [
     "build_key",
     "build",
     "build_many",
+    "build_architectures",
     "default_out_dir",
 ]
 
@@ -669,13 +670,26 @@ def build_many(
     """Build (or reuse) each named architecture: {name: ZooModel, or the error that stopped it}. Small builds and
     shape-only ones share one converter process; other published ones are built one at a time to bound memory and
     disk. SHAPE_ONLY: headers without weights (see the module's docstring); no quantization."""
+    return build_architectures([architecture(n) for n in names], width, out_dir, outtype, quant, shape_only)
+
+
+def build_architectures(
+    archs: Sequence[ZooArchitecture],
+    width: Width,
+    out_dir: Path | None = None,
+    outtype: str = "f16",
+    quant: str | None = None,
+    shape_only: bool = False,
+) -> dict[str, ZooModel | BackendError]:
+    """build_many for architectures given as entries (e.g. one made from a model's config) rather than by name."""
     if shape_only and quant:
         raise UsageError("a shape-only build has no weights to quantize", "leave out --quant")
     out_dir = default_out_dir() if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    names = [a.name for a in archs]
     plans = []
-    for n in names:
-        p = _Plan(architecture(n), width, outtype, quant, out_dir, shape_only)
+    for a in archs:
+        p = _Plan(a, width, outtype, quant, out_dir, shape_only)
         p.key = build_key(p.arch, width, outtype, quant, shape_only)
         plans.append(p)
     result: dict[str, ZooModel | BackendError] = {}

@@ -177,7 +177,8 @@ def spec_from_hf_config(
         chat_template=chat_template,
         derived=derived,
         extra={"hf_model_type": model_type, "tie_word_embeddings": bool(c.get("tie_word_embeddings"))}
-        | _ffn_sizes(c, n_experts),
+        | _ffn_sizes(c, n_experts)
+        | {"hf_config": cfg},
     )
 
 
@@ -191,9 +192,9 @@ def _ffn_sizes(c: dict[str, Any], n_experts: int) -> dict[str, int]:
     moe = c.get("moe_intermediate_size")
     if not moe:
         return {"expert_ffn_size": ff, "dense_ffn_size": 0}
-    has_dense = bool(c.get("first_k_dense_replace") or c.get("mlp_only_layers")) or int(
-        c.get("decoder_sparse_step") or 1
-    ) > 1
+    has_dense = (
+        bool(c.get("first_k_dense_replace") or c.get("mlp_only_layers")) or int(c.get("decoder_sparse_step") or 1) > 1
+    )
     return {"expert_ffn_size": int(moe), "dense_ffn_size": ff if has_dense else 0}
 
 

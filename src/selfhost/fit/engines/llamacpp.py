@@ -151,10 +151,20 @@ class LlamaCppEngine(Engine):
         w_layers = [b - (cpu_experts[i] if i < len(cpu_experts) else 0) for i, b in enumerate(w_layers)]
         per_slot = self.outputs_per_slot if req.outputs_per_slot is None else req.outputs_per_slot
         compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn, req.parallel if per_slot else None)
-        formula_compute, dry = compute, None
-        # only for the file as it is: another --quant or GPUs would be a different allocation than the one asked
-        if req.dry_run and self.dry_run_applies and spec.path is not None and w.exact and not req.gpus:
-            dry = llamacpp_dry_run(Path(spec.path), cfg, req.flash_attn, req.parallel if per_slot else None)
+        formula_compute, dry, asked = compute, None, None
+        # The CPU backend's compute buffer does not depend on the weights' quantization (tests/fit/test_dry_run.py),
+        # so the file's dry run answers for any --quant; GPU backends size their own buffers.
+        if req.dry_run and self.dry_run_applies and not req.gpus:
+            if spec.path is not None and Path(spec.path).is_file():
+                asked = Path(spec.path)
+            elif req.config_dry_run:
+                from selfhost.fit.config_dry_run import config_gguf
+
+                asked = config_gguf(spec)
+            if isinstance(asked, Path):
+                dry = llamacpp_dry_run(asked, cfg, req.flash_attn, req.parallel if per_slot else None)
+            elif isinstance(asked, str):
+                dry = f"no header could be built from the config: {asked}"
             if isinstance(dry, DryRun):
                 compute = dry.compute_bytes
         output = llamacpp_output_bytes(spec, req.parallel)
@@ -244,8 +254,10 @@ class LlamaCppEngine(Engine):
             notes.append(f"weights estimated: {w.source}")
         if isinstance(dry, DryRun):
             off = (formula_compute - compute) / compute if compute else 0.0
+            built = spec.path is None or not Path(spec.path).is_file()
+            of = " on a header built from the config (fit/config_dry_run.py)" if built else ""
             notes.append(
-                f"compute buffer: {compute / MIB:.2f} MiB from {DRY_RUN_SOURCE}, {dry.llama_cpp}; fit's formula "
+                f"compute buffer: {compute / MIB:.2f} MiB from {DRY_RUN_SOURCE}{of}, {dry.llama_cpp}; fit's formula "
                 f"gives {formula_compute / MIB:.2f} MiB ({off:+.1%})"
             )
             if dry.kv_cache_bytes and abs(dry.kv_cache_bytes - sum(kv_layers)) > 0.01 * MIB:
@@ -257,8 +269,8 @@ class LlamaCppEngine(Engine):
             notes.append(f"compute buffer: fit's formula (estimated; {FORMULA_HELD_OUT}); {dry}")
         else:
             notes.append(
-                f"compute buffer: fit's formula (estimated; {FORMULA_HELD_OUT}); for a local GGUF on the CPU, "
-                "llama.cpp's own dry run answers instead"
+                f"compute buffer: fit's formula (estimated; {FORMULA_HELD_OUT}); on the CPU, llama.cpp's own dry run "
+                "answers instead for a local GGUF, or with --shape-dry-run for a model known by its config"
             )
         if per_slot:  # llama-server (its output rule); not llama-cpp-python in-process, nor Ollama
             notes.append(

@@ -50,6 +50,10 @@ def test_a_catalog_model_gets_llama_cpps_compute_buffer_from_its_config(
             assert p.detail["compute_formula_bytes"] < 0.7 * p.compute_bytes
     (built,) = (tmp_path / "shapes").glob("*.gguf")
     assert built.stat().st_blocks * 512 < 50 * 2**20 < built.stat().st_size  # 8 layers at 4.9 GB, on disk a header
+    # a rerun finds the build by its config, without torch (whose import takes seconds)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    again = plan(spec, FitRequest(n_ctx=4096, dry_run=True, config_dry_run=True))
+    assert again.detail["compute_source"] == DRY_RUN_SOURCE, again.notes
     # without it, the formula stays and says how far it can be trusted
     p = plan(spec, FitRequest(n_ctx=4096, dry_run=True))
     assert p.detail["compute_source"].startswith("formula")

@@ -52,5 +52,5 @@ def test_a_file_llama_cpp_cannot_load_keeps_the_formula(tmp_path: Path) -> None:
     p = plan(spec, req)
     assert p.compute_bytes == p.detail["compute_formula_bytes"]
     assert p.detail["compute_source"] == "formula (fit/compute.py)"
-    note = next(n for n in p.notes if n.startswith("compute buffer: fit's formula (estimated)"))
+    note = next(n for n in p.notes if n.startswith("compute buffer: fit's formula (estimated; held out"))
     assert "llama.cpp's dry run failed" in note, note

@@ -15,6 +15,9 @@ fit's formula in place, with the reason. Builds are cached by what shapes them (
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from selfhost.models.spec import ModelSpec
 __all__ = ["config_gguf", "LAYERS_KEPT"]
 
 LAYERS_KEPT = 8
+# families whose converters read a SentencePiece model (the zoo's entries for them use one)
+_SPM_FIRST = ("gemma", "phi3")
 
 
 def _text(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -67,11 +72,37 @@ def _vocab_rows(path: Path) -> int | None:
     return None
 
 
+def _index_entry(out_dir: Path, raw: dict[str, Any], layers: int) -> Path:
+    """Where a finished build of RAW is recorded, so that a rerun finds it without importing torch (seconds)."""
+    from importlib.metadata import version
+
+    doc = json.dumps({"config": raw, "layers": layers, "llama_cpp": version("llama_cpp_python")}, sort_keys=True)
+    return out_dir / "index" / hashlib.sha256(doc.encode()).hexdigest()[:24]
+
+
 def config_gguf(spec: ModelSpec, out_dir: Path | None = None, layers: int = LAYERS_KEPT) -> Path | str:
     """A shape-only GGUF of SPEC's config (built once, then reused), or why none could be made (one line)."""
+    from selfhost.paths import cache_dir
+
     raw = spec.extra.get("hf_config")
     if not isinstance(raw, dict):
         return "no config to build the model's shapes from"
+    out_dir = out_dir or cache_dir() / "shapes"
+    index = _index_entry(out_dir, raw, layers)
+    if index.is_file():
+        known = Path(index.read_text(encoding="utf-8").strip())
+        if known.is_file():
+            return known
+    got = _build(spec, raw, out_dir, layers)
+    if isinstance(got, Path):
+        index.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index.with_suffix(".tmp")
+        tmp.write_text(str(got), encoding="utf-8")
+        os.replace(tmp, index)
+    return got
+
+
+def _build(spec: ModelSpec, raw: dict[str, Any], out_dir: Path, layers: int) -> Path | str:
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
@@ -79,7 +110,6 @@ def config_gguf(spec: ModelSpec, out_dir: Path | None = None, layers: int = LAYE
         return "building the model's shapes needs torch and transformers: pip install 'selfhost[tune]'"
     from selfhost.errors import BackendError, SelfhostError
     from selfhost.fit import zoo
-    from selfhost.paths import cache_dir
 
     cfg = _with_architecture(raw)
     if isinstance(cfg, str):
@@ -89,7 +119,8 @@ def config_gguf(spec: ModelSpec, out_dir: Path | None = None, layers: int = LAYE
     # SmolLM2's BPE vocabulary (49,152 tokens) cannot stand in for a smaller one; some converters read only a
     # SentencePiece model. The other kind is tried when the converter refuses the first.
     kinds = ["bpe", "spm"] if vocab >= 49152 else ["spm"]
-    out_dir = out_dir or cache_dir() / "shapes"
+    if str(_text(cfg).get("model_type", "")).startswith(_SPM_FIRST):
+        kinds.reverse()
     why = ""
     for kind in kinds:
         arch = zoo.ZooArchitecture(

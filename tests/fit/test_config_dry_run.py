@@ -98,3 +98,17 @@ def test_the_compute_buffer_does_not_depend_on_the_weights_quantization(
     spec = spec_from_gguf(_path(zoo_small["llama-1b"]))
     p = plan(spec, FitRequest(quant="Q4_K_M", n_ctx=2048, parallel=2, dry_run=True))
     assert p.detail["compute_source"] == DRY_RUN_SOURCE and not p.weights.exact
+
+
+def test_a_hostile_config_is_refused_before_anything_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config.json is input: a vocabulary of 10^9 would have the converter pad it token by token."""
+    pytest.importorskip("transformers")
+    from dataclasses import replace
+
+    monkeypatch.setenv("SELFHOST_CACHE", str(tmp_path))
+    spec = resolve_model("llama-3.2-1b")
+    hostile = replace(spec, extra=spec.extra | {"hf_config": spec.extra["hf_config"] | {"vocab_size": 10**9}})
+    p = plan(hostile, FitRequest(n_ctx=4096, dry_run=True, config_dry_run=True))
+    assert p.detail["compute_source"].startswith("formula")
+    assert any("vocab_size 1000000000 is outside" in n for n in p.notes), p.notes
+    assert not (tmp_path / "shapes").exists() or not any((tmp_path / "shapes").rglob("*.gguf"))

@@ -26,6 +26,10 @@ from selfhost.models.spec import ModelSpec
 __all__ = ["config_gguf", "LAYERS_KEPT"]
 
 LAYERS_KEPT = 8
+# A config is untrusted input: widths far beyond any published model's would make the converter pad a vocabulary or
+# write a header without end. The largest in the catalog: a vocabulary of 262,208 (Gemma 3), a hidden size of 16,384
+# and a feed-forward of 53,248 (Llama 3.1 405B), 126 layers.
+_LIMITS = {"vocab_size": 1 << 20, "hidden_size": 1 << 17, "intermediate_size": 1 << 20, "num_hidden_layers": 4096}
 # families whose converters read a SentencePiece model (the zoo's entries for them use one)
 _SPM_FIRST = ("gemma", "phi3")
 
@@ -114,6 +118,10 @@ def _build(spec: ModelSpec, raw: dict[str, Any], out_dir: Path, layers: int) -> 
     cfg = _with_architecture(raw)
     if isinstance(cfg, str):
         return cfg
+    for key, limit in _LIMITS.items():
+        value = _text(cfg).get(key)
+        if isinstance(value, int) and not 0 < value <= limit:
+            return f"{key} {value} is outside what a shape-only build takes (1 to {limit:,})"
     n_layers = int(_text(cfg).get("num_hidden_layers") or 0)
     vocab = int(_text(cfg).get("vocab_size") or 0)
     # SmolLM2's BPE vocabulary (49,152 tokens) cannot stand in for a smaller one; some converters read only a

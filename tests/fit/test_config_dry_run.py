@@ -50,6 +50,18 @@ def test_a_catalog_model_gets_llama_cpps_compute_buffer_from_its_config(
             assert p.detail["compute_formula_bytes"] < 0.7 * p.compute_bytes
     (built,) = (tmp_path / "shapes").glob("*.gguf")
     assert built.stat().st_blocks * 512 < 50 * 2**20 < built.stat().st_size  # 8 layers at 4.9 GB, on disk a header
+    # 8 layers stand for all 48: the compute buffer is one layer's work at a time
+    from selfhost.fit.config_dry_run import config_gguf
+
+    every_layer = config_gguf(spec, layers=spec.n_layers)
+    assert isinstance(every_layer, Path) and every_layer != built
+    for cfg, flash_attn, outputs in [(LlamaCppKVConfig(4096, 1), True, 1), (LlamaCppKVConfig(8192, 2), False, None)]:
+        a, b = (
+            llamacpp_dry_run(built, cfg, flash_attn, outputs),
+            llamacpp_dry_run(every_layer, cfg, flash_attn, outputs),
+        )
+        assert isinstance(a, DryRun) and isinstance(b, DryRun)
+        assert a.compute_bytes == b.compute_bytes and a.kv_cache_bytes * 48 == b.kv_cache_bytes * 8
     # a rerun finds the build by its config, without torch (whose import takes seconds)
     monkeypatch.setitem(sys.modules, "torch", None)
     again = plan(spec, FitRequest(n_ctx=4096, dry_run=True, config_dry_run=True))

@@ -68,11 +68,12 @@ def _ffn_widths(spec: ModelSpec) -> tuple[int, int]:
     """(the widest dense feed-forward, the widest routed expert's), from the tensors when the spec has them (a dense
     layer's ffn_up, an expert stack's ffn_up_exps [hidden, width, experts]), else from the config."""
     dense = expert = 0
+    fused = _fused_gate_up(spec)
     for t in spec.tensors:
         if len(t.shape) < 2:
             continue
         if t.name.endswith((".ffn_up.weight", ".ffn_gate.weight")):
-            width = t.shape[1] // 2 if t.name.endswith("ffn_up.weight") and _fused_gate_up(spec) else t.shape[1]
+            width = t.shape[1] // 2 if fused and t.name.endswith("ffn_up.weight") else t.shape[1]
             dense = max(dense, width)
         elif t.name.endswith((".ffn_up_exps.weight", ".ffn_gate_exps.weight")) and len(t.shape) == 3:
             expert = max(expert, t.shape[1])
@@ -84,8 +85,10 @@ def _ffn_widths(spec: ModelSpec) -> tuple[int, int]:
 
 def _fused_gate_up(spec: ModelSpec) -> bool:
     """Phi-3 keeps gate and up in one ffn_up tensor (2 × the width; no ffn_gate)."""
+    if spec.architecture != "phi3":
+        return False
     names = {t.name.rsplit(".", 2)[-2] for t in spec.tensors if t.name.startswith("blk.")}
-    return "ffn_gate" not in names and "ffn_up" in names and spec.architecture in ("phi3",)
+    return "ffn_gate" not in names and "ffn_up" in names
 
 
 def _ffn_rows(spec: ModelSpec) -> int:

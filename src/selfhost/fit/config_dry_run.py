@@ -77,11 +77,25 @@ def _vocab_rows(path: Path) -> int | None:
 
 
 def _index_entry(out_dir: Path, raw: dict[str, Any], layers: int) -> Path:
-    """Where a finished build of RAW is recorded, so that a rerun finds it without importing torch (seconds)."""
-    from importlib.metadata import version
+    """Where a finished build of RAW is recorded, so that a rerun finds it without importing torch (seconds). Keyed
+    by what else shapes the build too (the zoo's format, the converter's version, the stand-in tokenizers), so a
+    changed build is made again rather than found."""
+    from selfhost.errors import ModelNotFoundError
+    from selfhost.fit import zoo
 
-    doc = json.dumps({"config": raw, "layers": layers, "llama_cpp": version("llama_cpp_python")}, sort_keys=True)
-    return out_dir / "index" / hashlib.sha256(doc.encode()).hexdigest()[:24]
+    try:
+        tokenizers = [zoo._tokenizer_source_id(kind) for kind in ("bpe", "spm")]
+    except ModelNotFoundError:
+        tokenizers = []
+    doc = {
+        "config": raw,
+        "layers": layers,
+        "zoo": zoo.ZOO_FORMAT,
+        "converter": zoo._converter_version(),
+        "tokenizers": tokenizers,
+    }
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
+    return out_dir / "index" / digest
 
 
 def config_gguf(spec: ModelSpec, out_dir: Path | None = None, layers: int = LAYERS_KEPT) -> Path | str:

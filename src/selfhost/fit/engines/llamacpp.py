@@ -151,13 +151,15 @@ class LlamaCppEngine(Engine):
         w_layers = [b - (cpu_experts[i] if i < len(cpu_experts) else 0) for i, b in enumerate(w_layers)]
         per_slot = self.outputs_per_slot if req.outputs_per_slot is None else req.outputs_per_slot
         compute = llamacpp_compute_bytes(spec, cfg, req.flash_attn, req.parallel if per_slot else None)
-        formula_compute, dry, asked = compute, None, None
-        # The CPU backend's compute buffer does not depend on the weights' quantization (tests/fit/test_dry_run.py),
-        # so the file's dry run answers for any --quant; GPU backends size their own buffers.
+        formula_compute, dry, asked, from_config = compute, None, None, False
+        # The CPU backend's compute buffer does not depend on the weights' quantization
+        # (tests/fit/test_config_dry_run.py), so the file's dry run answers for any --quant; GPU backends size their
+        # own buffers.
         if req.dry_run and self.dry_run_applies and not req.gpus:
             if spec.path is not None and Path(spec.path).is_file():
                 asked = Path(spec.path)
             elif req.config_dry_run:
+                from_config = True
                 from selfhost.fit.config_dry_run import config_gguf
 
                 asked = config_gguf(spec)
@@ -254,8 +256,7 @@ class LlamaCppEngine(Engine):
             notes.append(f"weights estimated: {w.source}")
         if isinstance(dry, DryRun):
             off = (formula_compute - compute) / compute if compute else 0.0
-            built = spec.path is None or not Path(spec.path).is_file()
-            of = " on a header built from the config (fit/config_dry_run.py)" if built else ""
+            of = " on a header built from the config (fit/config_dry_run.py)" if from_config else ""
             notes.append(
                 f"compute buffer: {compute / MIB:.2f} MiB from {DRY_RUN_SOURCE}{of}, {dry.llama_cpp}; fit's formula "
                 f"gives {formula_compute / MIB:.2f} MiB ({off:+.1%})"

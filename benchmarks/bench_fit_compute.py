@@ -120,7 +120,7 @@ def main() -> None:
     print(f"- held out: {_summary(held)}")
     print(f"- training: {_summary(trained)}")
     for kind, errs in sorted(by_kind.items()):
-        print(f"- {kind} (all rows): {_summary(errs)}")
+        print(f"- {kind} (the zoo's rows, training ones too): {_summary(errs)}")
     if catalog:
         print(f"- the catalog's models (held out): {_summary(catalog)}")
         print(f"- zoo and catalog, held out: {_summary(held + catalog)}")
